@@ -1,0 +1,46 @@
+"""numtorch: a neural-network library in NumPy built the Torch7 ``nn`` way.
+
+``from numtorch import *`` gives every module, criterion and optimizer, as the
+course notebook's ``from modules import *`` did.
+"""
+
+from numtorch.containers import Sequential
+from numtorch.criterions import CrossEntropyCriterion
+from numtorch.gradcheck import gradcheck
+from numtorch.layers import (
+    ELU,
+    Identity,
+    LeakyReLU,
+    Linear,
+    LogSoftMax,
+    ReLU,
+    Sigmoid,
+    SoftMax,
+    SoftPlus,
+    Tanh,
+)
+from numtorch.module import Criterion, Module
+from numtorch.random import get_rng_state, manual_seed, set_rng_state
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CrossEntropyCriterion",
+    "Criterion",
+    "ELU",
+    "Identity",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftMax",
+    "Module",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "SoftMax",
+    "SoftPlus",
+    "Tanh",
+    "get_rng_state",
+    "gradcheck",
+    "manual_seed",
+    "set_rng_state",
+]

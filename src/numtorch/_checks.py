@@ -1,0 +1,115 @@
+"""Input validation shared by every module, criterion and optimizer.
+
+The rules (the README's "Errors" section states them for users):
+- arrays that flow through a network are NumPy arrays of float32 or float64;
+  anything else (lists, integer or boolean arrays, float16) is a TypeError:
+  numtorch never casts silently;
+- a batch has at least one sample;
+- shapes that disagree are a ValueError naming the module, what it expected
+  and what it got.
+"""
+
+import numpy as np
+
+
+def describe(array):
+    """How an offending value reads in an error message."""
+    if isinstance(array, np.ndarray):
+        return f"array of shape {array.shape} and dtype {array.dtype}"
+    return type(array).__name__
+
+
+def check_float_array(owner, array, what="input"):
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{owner!r}: expected {what} as a NumPy float array, got {describe(array)}")
+    if array.dtype != np.float32 and array.dtype != np.float64:
+        raise TypeError(
+            f"{owner!r}: expected {what} of dtype float32 or float64, got {array.dtype} "
+            f"(convert it with .astype(np.float32))"
+        )
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise ValueError(f"{owner!r}: expected {what} with a non-empty batch, got shape {array.shape}")
+
+
+def shape_text(expected):
+    return "(" + ", ".join("N" if i == 0 and d is None else "*" if d is None else str(d)
+                           for i, d in enumerate(expected)) + ")"
+
+
+def check_shape(owner, array, expected, what="input"):
+    """``expected`` is a tuple of sizes, ``None`` where any size goes."""
+    if array.ndim != len(expected) or any(
+        e is not None and e != s for e, s in zip(expected, array.shape)
+    ):
+        raise ValueError(f"{owner!r}: expected {what} {shape_text(expected)}, got {array.shape}")
+
+
+def check_min_rank(owner, array, rank, what="input"):
+    if array.ndim < rank:
+        raise ValueError(
+            f"{owner!r}: expected {what} with at least {rank} dimensions, got {array.shape}"
+        )
+
+
+def check_positive_int(owner_name, value, what):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner_name}: expected {what} as an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{owner_name}: expected {what} >= 1, got {value}")
+    return int(value)
+
+
+def check_number(owner_name, value, what, low=None, high=None, low_open=False, high_open=False):
+    """A real hyper-parameter within [low, high] (open ends where asked)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{owner_name}: expected {what} as a number, got {type(value).__name__}")
+    value = float(value)
+    bad = not np.isfinite(value)
+    if low is not None:
+        bad = bad or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        interval = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise ValueError(f"{owner_name}: expected {what} in {interval}, got {value}")
+    return value
+
+
+def check_class_target(owner, input, target):
+    """Validate a classification target against scores/probabilities ``input`` (N, C).
+
+    Returns ``(labels, None)`` for integer labels (N,) or ``(None, weights)`` for
+    one-hot or class-distribution targets (N, C).
+    """
+    check_shape(owner, input, (None, None))
+    n, c = input.shape
+    if not isinstance(target, np.ndarray):
+        raise TypeError(f"{owner!r}: expected target as a NumPy array, got {describe(target)}")
+    if target.ndim == 1:
+        if target.dtype.kind not in "iu":
+            raise TypeError(
+                f"{owner!r}: expected integer labels (N,) or one-hot (N, {c}), "
+                f"got {describe(target)}"
+            )
+        if target.shape[0] != n:
+            raise ValueError(f"{owner!r}: expected {n} labels (the input's batch), got {target.shape[0]}")
+        if n and (target.min() < 0 or target.max() >= c):
+            raise ValueError(
+                f"{owner!r}: expected labels in [0, {c - 1}], "
+                f"got values from {target.min()} to {target.max()}"
+            )
+        return target, None
+    if target.ndim == 2:
+        if target.dtype.kind != "f":
+            raise TypeError(f"{owner!r}: expected a float one-hot target (N, {c}), got {describe(target)}")
+        if target.shape != input.shape:
+            raise ValueError(f"{owner!r}: expected one-hot target of shape {input.shape}, got {target.shape}")
+        if not np.all(np.isfinite(target)) or target.min() < 0:
+            raise ValueError(f"{owner!r}: expected a one-hot target of finite non-negative values")
+        return None, target
+    raise ValueError(
+        f"{owner!r}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
+    )

@@ -1,0 +1,108 @@
+"""Containers: modules made of modules."""
+
+from numtorch._checks import check_float_array
+from numtorch.module import Module
+
+
+class Sequential(Module):
+    """Applies its children in order: ``output = m[n-1](...m[1](m[0](input)))``.
+
+    Forward keeps every child's input, so backward can feed each child the
+    input it saw, in reverse order.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        self.modules = []
+        self.inputs = []
+        for module in modules:
+            self.add(module)
+
+    def add(self, module):
+        """Append a child; returns the container so calls can be chained."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.add: expected a Module, got {type(module).__name__}")
+        self.modules.append(module)
+        return self
+
+    def updateOutput(self, input):
+        if not self.modules:
+            raise ValueError("Sequential: cannot run forward with no modules")
+        self.inputs = []
+        output = input
+        for module in self.modules:
+            self.inputs.append(output)
+            output = module.forward(output)
+        self.output = output
+        return self.output
+
+    def backward(self, input, gradOutput):
+        if self.output is None:
+            raise ValueError(f"{self!r}: backward called before forward")
+        check_float_array(self, gradOutput, "gradOutput")
+        if gradOutput.shape != self.output.shape:
+            raise ValueError(
+                f"Sequential: expected gradOutput of the output's shape {self.output.shape}, "
+                f"got {gradOutput.shape}"
+            )
+        grad = gradOutput
+        for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
+            grad = module.backward(module_input, grad)
+        self.gradInput = grad
+        return self.gradInput
+
+    def updateGradInput(self, input, gradOutput):
+        grad = gradOutput
+        for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
+            grad = module.updateGradInput(module_input, grad)
+        self.gradInput = grad
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        grad = gradOutput
+        for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
+            module.accGradParameters(module_input, grad)
+            grad = module.gradInput
+
+    def zeroGradParameters(self):
+        for module in self.modules:
+            module.zeroGradParameters()
+
+    def getParameters(self):
+        return [module.getParameters() for module in self.modules]
+
+    def getGradParameters(self):
+        return [module.getGradParameters() for module in self.modules]
+
+    def getBuffers(self):
+        return [module.getBuffers() for module in self.modules]
+
+    def train(self):
+        super().train()
+        for module in self.modules:
+            module.train()
+        return self
+
+    def evaluate(self):
+        super().evaluate()
+        for module in self.modules:
+            module.evaluate()
+        return self
+
+    def astype(self, dtype):
+        for module in self.modules:
+            module.astype(dtype)
+        return self
+
+    def __getitem__(self, index):
+        return self.modules[index]
+
+    def __len__(self):
+        return len(self.modules)
+
+    def __iter__(self):
+        return iter(self.modules)
+
+    def __repr__(self):
+        lines = [f"  ({i}) {module!r}".replace("\n", "\n  ") for i, module in enumerate(self.modules)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"

@@ -1,0 +1,121 @@
+"""Element-wise non-linearities. Shape: any input (N, *) -> output of the same shape."""
+
+import numpy as np
+
+from numtorch._checks import check_number
+from numtorch.module import Module
+
+
+class Identity(Module):
+    """``y = x`` (the output is a copy, so callers may keep it)."""
+
+    def updateOutput(self, input):
+        self.output = input.copy()
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput.copy()
+        return self.gradInput
+
+
+class ReLU(Module):
+    """``y = max(x, 0)``; ``dy/dx = 1[x > 0]``."""
+
+    def updateOutput(self, input):
+        self.output = np.maximum(input, 0)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput * (input > 0)
+        return self.gradInput
+
+
+class LeakyReLU(Module):
+    """``y = x`` for x > 0, ``slope * x`` otherwise (slope=0.03 as the course)."""
+
+    def __init__(self, slope=0.03):
+        super().__init__()
+        self.slope = check_number("LeakyReLU", slope, "slope", low=0)
+
+    def updateOutput(self, input):
+        self.output = np.where(input > 0, input, input * input.dtype.type(self.slope))
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = np.where(input > 0, gradOutput, gradOutput * gradOutput.dtype.type(self.slope))
+        return self.gradInput
+
+    def __repr__(self):
+        return f"LeakyReLU(slope={self.slope:g})"
+
+
+class ELU(Module):
+    """``y = x`` for x > 0, ``alpha * (exp(x) - 1)`` otherwise; ``dy/dx = y + alpha`` there."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = check_number("ELU", alpha, "alpha", low=0)
+
+    def updateOutput(self, input):
+        alpha = input.dtype.type(self.alpha)
+        # expm1 of min(x, 0): no overflow for large positive x, exact near 0.
+        self.output = np.where(input > 0, input, alpha * np.expm1(np.minimum(input, 0)))
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        alpha = gradOutput.dtype.type(self.alpha)
+        slope = np.where(input > 0, 1, alpha * np.exp(np.minimum(input, 0))).astype(gradOutput.dtype)
+        self.gradInput = gradOutput * slope
+        return self.gradInput
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha:g})"
+
+
+class SoftPlus(Module):
+    """``y = log(1 + exp(x))``, and ``y = x`` where x > 20 (as PyTorch); ``dy/dx = sigmoid(x)``."""
+
+    THRESHOLD = 20.0
+
+    def updateOutput(self, input):
+        # log1p(exp(-|x|)) + max(x, 0) never overflows.
+        soft = np.log1p(np.exp(-np.abs(input))) + np.maximum(input, 0)
+        self.output = np.where(input > self.THRESHOLD, input, soft)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        slope = np.where(input > self.THRESHOLD, 1, sigmoid(input)).astype(gradOutput.dtype)
+        self.gradInput = gradOutput * slope
+        return self.gradInput
+
+
+def sigmoid(x):
+    """``1 / (1 + exp(-x))`` without overflow for either sign of x."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Sigmoid(Module):
+    """``y = 1 / (1 + exp(-x))``; ``dy/dx = y (1 - y)``."""
+
+    def updateOutput(self, input):
+        self.output = sigmoid(input)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        y = self.output
+        self.gradInput = gradOutput * y * (1 - y)
+        return self.gradInput
+
+
+class Tanh(Module):
+    """``y = tanh(x)``; ``dy/dx = 1 - y^2``."""
+
+    def updateOutput(self, input):
+        self.output = np.tanh(input)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        y = self.output
+        self.gradInput = gradOutput * (1 - y * y)
+        return self.gradInput

@@ -1,0 +1,155 @@
+"""The two base classes every numtorch object derives from: Module and Criterion.
+
+A module owns its parameters by naming convention: a subclass lists the
+attribute names of its parameters in ``_parameters`` and of the matching
+gradients in ``_gradients`` (and of non-trainable state, such as BatchNorm's
+moving statistics, in ``_buffers``). Containers, optimizers, ``astype`` and
+``save``/``load`` find everything through those names, so a new layer needs no
+registration code.
+"""
+
+import numpy as np
+
+from numtorch._checks import check_float_array
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+class Module:
+    """A differentiable function with its own forward and backward pass.
+
+    ``forward(input)`` computes ``output``; ``backward(input, gradOutput)``
+    computes ``gradInput`` and ADDS the parameter gradients of this batch into
+    the gradient arrays (Torch7 semantics: call ``zeroGradParameters`` first).
+    """
+
+    _parameters = ()
+    _gradients = ()
+    _buffers = ()
+
+    def __new__(cls, *args, **kwargs):
+        # Remember the constructor arguments: save/load rebuilds the module from them.
+        module = super().__new__(cls)
+        module._init_args = (args, kwargs)
+        return module
+
+    def __init__(self):
+        self.output = None
+        self.gradInput = None
+        self.training = True
+
+    def forward(self, input):
+        """Compute, store and return ``output`` for ``input``."""
+        check_float_array(self, input, "input")
+        return self.updateOutput(input)
+
+    def backward(self, input, gradOutput):
+        """Compute ``gradInput`` and accumulate parameter gradients; return ``gradInput``."""
+        if self.output is None:
+            raise ValueError(f"{self!r}: backward called before forward")
+        check_float_array(self, gradOutput, "gradOutput")
+        if gradOutput.shape != self.output.shape:
+            raise ValueError(
+                f"{self!r}: expected gradOutput of the output's shape {self.output.shape}, "
+                f"got {gradOutput.shape}"
+            )
+        self.updateGradInput(input, gradOutput)
+        self.accGradParameters(input, gradOutput)
+        return self.gradInput
+
+    def updateOutput(self, input):
+        """Override: compute ``self.output`` from ``input`` and return it."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement updateOutput")
+
+    def updateGradInput(self, input, gradOutput):
+        """Override: compute ``self.gradInput`` (the input's shape) and return it."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement updateGradInput")
+
+    def accGradParameters(self, input, gradOutput):
+        """Override where there are parameters: add this batch's gradients in place."""
+
+    def zeroGradParameters(self):
+        for grad in self.getGradParameters():
+            grad.fill(0)
+
+    def getParameters(self):
+        """The parameter arrays (the same objects on every call)."""
+        return [getattr(self, name) for name in self._parameters if getattr(self, name) is not None]
+
+    def getGradParameters(self):
+        """The gradient arrays, in the order of ``getParameters()``."""
+        return [getattr(self, name) for name in self._gradients if getattr(self, name) is not None]
+
+    def getBuffers(self):
+        """Non-trainable state saved with the model (e.g. moving statistics)."""
+        return [getattr(self, name) for name in self._buffers]
+
+    def train(self):
+        """Training mode: Dropout drops, BatchNorm uses batch statistics."""
+        self.training = True
+        return self
+
+    def evaluate(self):
+        """Evaluation mode: Dropout is the identity, BatchNorm uses moving statistics."""
+        self.training = False
+        return self
+
+    def astype(self, dtype):
+        """Convert parameters, gradients and buffers to ``dtype``; return the module.
+
+        The arrays are replaced, so an optimizer built before the conversion
+        must be built again.
+        """
+        dtype = np.dtype(dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{self!r}: astype expects float32 or float64, got {dtype}")
+        for name in (*self._parameters, *self._gradients, *self._buffers):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.astype(dtype))
+        return self
+
+    def __repr__(self):
+        return type(self).__name__
+
+
+class Criterion:
+    """A loss: ``forward(input, target)`` returns a float, ``backward`` its gradient.
+
+    Criterions are the only place that divides by the batch size.
+    """
+
+    def __init__(self):
+        self.output = None
+        self.gradInput = None
+
+    def forward(self, input, target):
+        """Compute, store and return the loss (a Python float)."""
+        check_float_array(self, input, "input")
+        self.output = float(self.updateOutput(input, target))
+        return self.output
+
+    def backward(self, input, target):
+        """Compute, store and return the gradient of the loss with respect to ``input``."""
+        check_float_array(self, input, "input")
+        return self.updateGradInput(input, target)
+
+    def updateOutput(self, input, target):
+        raise NotImplementedError(f"{type(self).__name__} does not implement updateOutput")
+
+    def updateGradInput(self, input, target):
+        raise NotImplementedError(f"{type(self).__name__} does not implement updateGradInput")
+
+    def __repr__(self):
+        return type(self).__name__
+
+
+def flatten(nested):
+    """Flatten the nested lists a container's ``getParameters()`` returns into one list."""
+    flat = []
+    for item in nested:
+        if isinstance(item, (list, tuple)):
+            flat.extend(flatten(item))
+        else:
+            flat.append(item)
+    return flat
