@@ -113,3 +113,25 @@ def check_class_target(owner, input, target):
     raise ValueError(
         f"{owner!r}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
     )
+
+
+def check_values_in(owner, array, low, high, what="input"):
+    """Every element finite and within [low, high]."""
+    if not np.all(np.isfinite(array)) or array.min() < low or array.max() > high:
+        raise ValueError(
+            f"{owner!r}: expected {what} values in [{low:g}, {high:g}], "
+            f"got values from {np.min(array):g} to {np.max(array):g}"
+        )
+
+
+def check_regression_target(owner, input, target, low=None, high=None):
+    """A float target of the input's shape (MSE, BCE), within [low, high] where given."""
+    check_float_array(owner, target, "target")
+    if target.shape != input.shape:
+        raise ValueError(f"{owner!r}: expected target of the input's shape {input.shape}, got {target.shape}")
+    if low is None:
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"{owner!r}: expected a finite target, got NaN or inf")
+    else:
+        check_values_in(owner, target, low, high, "target")
+    return target
