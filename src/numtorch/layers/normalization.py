@@ -58,15 +58,15 @@ class BatchNormalization(Module):
 
     def updateOutput(self, input):
         axes, shape = channel_axes(self, input, self.n_features)
+        count = input.size // input.shape[1]
+        if self.training and count < 2:
+            raise ValueError(
+                f"{self!r}: expected more than one value per channel in training, got "
+                f"{input.shape} (use a larger batch, or evaluate())"
+            )
         if self.n_features is None:
             self._create_statistics(input.shape[1])
         if self.training:
-            count = input.size // input.shape[1]
-            if count < 2:
-                raise ValueError(
-                    f"{self!r}: expected more than one value per channel in training, got input "
-                    f"{input.shape} (use a larger batch, or evaluate())"
-                )
             mean = input.mean(axis=axes)
             variance = input.var(axis=axes)
             self.moving_mean *= self.alpha
