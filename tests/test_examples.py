@@ -25,3 +25,11 @@ def test_train_digits_reaches_95_percent():
     losses = [float(line.split("loss")[1]) for line in epochs]
     assert losses[-1] < losses[0] / 5, "the loss did not fall"
     assert lines[-1].startswith("test accuracy")
+
+
+def test_readme_training_example_runs_and_fits_its_batch(capsys):
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    example = readme.split("```python\n")[1].split("```")[0]
+    exec(compile(example, "README.md", "exec"), {})
+    loss, accuracy = (float(v) for v in capsys.readouterr().out.split())
+    assert loss < 0.5 and accuracy > 0.9
