@@ -77,6 +77,12 @@ def test_training_with_one_value_per_channel_raises(shape):
     assert bn.evaluate().forward(np.ones(shape, np.float32)).shape == shape
 
 
+def test_astype_applies_to_statistics_created_later():
+    bn = nt.BatchNormalization().astype(np.float64)
+    bn.forward(batch((4, 3)))
+    assert bn.moving_mean.dtype == np.float64 and bn.moving_variance.dtype == np.float64
+
+
 def test_float64_input_keeps_float32_statistics():
     bn = nt.BatchNormalization(n_features=2)
     assert bn.forward(batch((5, 2), dtype=np.float64)).dtype == np.float64

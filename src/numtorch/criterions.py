@@ -29,7 +29,8 @@ class MSECriterion(Criterion):
 
 
 def _gather(owner, input, target):
-    """``(input at the target, weights)``: per sample at the label, or the one-hot rows."""
+    """``(picked, weights, labels)``: the input at each label (weights None),
+    or the whole input with the one-hot weights (labels None)."""
     labels, weights = check_class_target(owner, input, target)
     if labels is not None:
         return input[np.arange(input.shape[0]), labels], None, labels

@@ -45,6 +45,7 @@ class BatchNormalization(Module):
         super().__init__()
         self.alpha = check_number("BatchNormalization", alpha, "alpha", low=0, high=1)
         self.n_features = None
+        self.statistics_dtype = np.dtype(np.float32)
         self.moving_mean = self.moving_variance = None
         if n_features is not None:
             self._create_statistics(check_positive_int("BatchNormalization", n_features, "n_features"))
@@ -53,8 +54,8 @@ class BatchNormalization(Module):
 
     def _create_statistics(self, channels):
         self.n_features = channels
-        self.moving_mean = np.zeros(channels, dtype=np.float32)
-        self.moving_variance = np.ones(channels, dtype=np.float32)
+        self.moving_mean = np.zeros(channels, dtype=self.statistics_dtype)
+        self.moving_variance = np.ones(channels, dtype=self.statistics_dtype)
 
     def updateOutput(self, input):
         axes, shape = channel_axes(self, input, self.n_features)
@@ -92,6 +93,12 @@ class BatchNormalization(Module):
         mean_grad_normalized = (gradOutput * normalized).mean(axis=axes, keepdims=True)
         self.gradInput = (gradOutput - mean_grad - normalized * mean_grad_normalized) * self.inv_std
         return self.gradInput
+
+    def astype(self, dtype):
+        super().astype(dtype)
+        # Statistics created lazily after this call get the dtype too.
+        self.statistics_dtype = np.dtype(dtype)
+        return self
 
     def __repr__(self):
         features = "" if self.n_features is None else f", n_features={self.n_features}"
