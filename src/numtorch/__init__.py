@@ -7,6 +7,7 @@ course notebook's ``from modules import *`` did.
 from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.gradcheck import gradcheck
+from numtorch.io import load, save
 from numtorch.layers import (
     ELU,
     Identity,
@@ -20,11 +21,14 @@ from numtorch.layers import (
     Tanh,
 )
 from numtorch.module import Criterion, Module
+from numtorch.optim import SGD, Adam, AdamW, RMSprop
 from numtorch.random import get_rng_state, manual_seed, set_rng_state
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
+    "AdamW",
     "CrossEntropyCriterion",
     "Criterion",
     "ELU",
@@ -33,7 +37,9 @@ __all__ = [
     "Linear",
     "LogSoftMax",
     "Module",
+    "RMSprop",
     "ReLU",
+    "SGD",
     "Sequential",
     "Sigmoid",
     "SoftMax",
@@ -41,6 +47,8 @@ __all__ = [
     "Tanh",
     "get_rng_state",
     "gradcheck",
+    "load",
     "manual_seed",
+    "save",
     "set_rng_state",
 ]

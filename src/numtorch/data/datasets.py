@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from numtorch.data.idx import read_idx
+from numtorch.io import read_npz
 
 MNIST_PREFIXES = {"train": "train", "test": "t10k"}
 MNIST_SUFFIXES = ("-{kind}-idx{rank}-ubyte.gz", "-{kind}-idx{rank}-ubyte",
@@ -120,14 +121,7 @@ def load_npz(path):
     Opened with ``allow_pickle=False``. ``X`` is converted to float32 as
     stored (uint8 pixels are not rescaled); returns ``(X, y)`` with ``y`` int64.
     """
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, EOFError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    arrays = read_npz(path)
     missing = {"X", "y"} - set(arrays)
     if missing:
         raise ValueError(f"{path}: expected arrays 'X' and 'y', missing {sorted(missing)} "
