@@ -23,7 +23,7 @@ so a resumed run ends with the same weights as an uninterrupted one.
 import inspect
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -155,10 +155,14 @@ def build(spec, classes):
 
 
 def atomic_savez(path, arrays):
-    """``np.savez`` to a temporary file next to ``path``, then rename it over ``path``."""
+    """``np.savez`` to a temporary file next to ``path``, then rename it over ``path``.
+
+    A crash or error mid-write leaves any previous file at ``path`` intact.
+    """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".npz")
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
             np.savez(file, **arrays)
