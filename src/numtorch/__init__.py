@@ -13,6 +13,7 @@ from numtorch.criterions import (
     MSECriterion,
 )
 from numtorch.gradcheck import gradcheck
+from numtorch.io import load, save
 from numtorch.layers import (
     ELU,
     BatchNormalization,
@@ -29,12 +30,14 @@ from numtorch.layers import (
     Tanh,
 )
 from numtorch.module import Criterion, Module
-from numtorch.optim import adam_optimizer, sgd_momentum
+from numtorch.optim import SGD, Adam, AdamW, RMSprop, adam_optimizer, sgd_momentum
 from numtorch.random import get_rng_state, manual_seed, set_rng_state
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
+    "AdamW",
     "BCECriterion",
     "BatchNormalization",
     "ChannelwiseScaling",
@@ -50,7 +53,9 @@ __all__ = [
     "LogSoftMax",
     "MSECriterion",
     "Module",
+    "RMSprop",
     "ReLU",
+    "SGD",
     "Sequential",
     "Sigmoid",
     "SoftMax",
@@ -59,7 +64,9 @@ __all__ = [
     "adam_optimizer",
     "get_rng_state",
     "gradcheck",
+    "load",
     "manual_seed",
+    "save",
     "set_rng_state",
     "sgd_momentum",
 ]
