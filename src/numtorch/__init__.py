@@ -9,10 +9,14 @@ from numtorch.criterions import CrossEntropyCriterion
 from numtorch.gradcheck import gradcheck
 from numtorch.layers import (
     ELU,
+    AvgPool2d,
+    Conv2d,
+    Flatten,
     Identity,
     LeakyReLU,
     Linear,
     LogSoftMax,
+    MaxPool2d,
     ReLU,
     Sigmoid,
     SoftMax,
@@ -25,13 +29,17 @@ from numtorch.random import get_rng_state, manual_seed, set_rng_state
 __version__ = "0.1.0"
 
 __all__ = [
+    "AvgPool2d",
+    "Conv2d",
     "CrossEntropyCriterion",
     "Criterion",
     "ELU",
+    "Flatten",
     "Identity",
     "LeakyReLU",
     "Linear",
     "LogSoftMax",
+    "MaxPool2d",
     "Module",
     "ReLU",
     "Sequential",
