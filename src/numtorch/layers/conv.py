@@ -119,20 +119,32 @@ class Conv2d(Module):
         self._rows_of = None
 
     def _weight_matrix(self, dtype):
-        """``W`` as a (kh * kw * in, out) matrix in the row order of ``cols``."""
-        return matching(self.W, dtype).transpose(2, 3, 1, 0).reshape(-1, self.out_channels)
+        """``W`` as a (kh * kw * in, out) matrix in the column order of ``cols``, then ``b`` as a row."""
+        k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+        matrix = np.empty((k + (self.b is not None), self.out_channels), dtype)
+        matrix[:k] = self.W.transpose(2, 3, 1, 0).reshape(k, self.out_channels)
+        if self.b is not None:
+            matrix[k] = self.b
+        return matrix
 
     def _columns(self, input):
-        """The patch matrix (N * Ho * Wo, kh * kw * C) of ``input`` (kept for backward)."""
+        """The patch matrix (N * Ho * Wo, kh * kw * C [+ 1]) of ``input``, kept for backward.
+
+        With a bias, the last column is ones: the one matrix multiply then adds
+        ``b`` in forward and yields ``gradb`` (the last row of ``cols^T g``) in backward.
+        """
         if self._cols_of is not None and self._cols_of[0] is input:
             return self._cols_of[1]
         n = input.shape[0]
         out_size = output_size(input.shape[2:], self.kernel_size, self.stride, self.padding)
         padded = padded_channels_last(self._scratch, input, self.padding)
         k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
-        cols = self._scratch.get("cols", (n * out_size[0] * out_size[1], k), input.dtype)
-        np.copyto(cols.reshape(n, *out_size, *self.kernel_size, self.in_channels),
+        cols = self._scratch.get("cols", (n * out_size[0] * out_size[1], k + (self.b is not None)),
+                                 input.dtype)
+        np.copyto(cols[:, :k].reshape(n, *out_size, *self.kernel_size, self.in_channels),
                   windows(padded, self.kernel_size, self.stride, out_size))
+        if self.b is not None:
+            cols[:, k] = 1
         self._cols_of = (input, cols)
         return cols
 
@@ -148,10 +160,7 @@ class Conv2d(Module):
         check_shape(self, input, (None, self.in_channels, None, None))
         check_window(self, input, self.kernel_size, self.padding)
         self._cols_of = None
-        cols = self._columns(input)
-        out = cols @ self._weight_matrix(input.dtype)
-        if self.b is not None:
-            out += matching(self.b, input.dtype)
+        out = self._columns(input) @ self._weight_matrix(input.dtype)
         n = input.shape[0]
         out_size = output_size(input.shape[2:], self.kernel_size, self.stride, self.padding)
         self.output = out.reshape(n, *out_size, self.out_channels).transpose(0, 3, 1, 2)
@@ -162,20 +171,24 @@ class Conv2d(Module):
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         out_size = gradOutput.shape[2:]
         rows = self._rows(gradOutput)
-        grad_cols = (rows @ self._weight_matrix(gradOutput.dtype).T).reshape(n, *out_size, kh, kw, c)
+        # One (M, C) block per kernel offset, each contiguous, so that the
+        # scatter below adds long runs rather than C values at a time.
+        weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
+        grad_cols = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
+        np.matmul(rows, weights, out=grad_cols)
         grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
         for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
-            grad_padded[:, rows_at, cols_at, :] += grad_cols[:, :, :, i, j, :]
+            grad_padded[:, rows_at, cols_at, :] += grad_cols[i * kw + j].reshape(n, *out_size, c)
         self.gradInput = grad_padded[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
         kh, kw = self.kernel_size
-        rows = self._rows(gradOutput)
-        grad_matrix = self._columns(input).T @ rows
-        self.gradW += grad_matrix.reshape(kh, kw, self.in_channels, self.out_channels).transpose(3, 2, 0, 1)
+        k = kh * kw * self.in_channels
+        grad_matrix = self._columns(input).T @ self._rows(gradOutput)
+        self.gradW += grad_matrix[:k].reshape(kh, kw, self.in_channels, -1).transpose(3, 2, 0, 1)
         if self.b is not None:
-            self.gradb += rows.sum(axis=0)
+            self.gradb += grad_matrix[k]
 
     def __repr__(self):
         args = f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}"

@@ -84,25 +84,31 @@ class MaxPool2d(_Pool2d):
     ``padding=0`` (at most half the kernel; padded positions never win).
     Shape: input (N, C, H, W) -> output (N, C, Ho, Wo), ``Ho = floor((H + 2 ph - kh) / sh) + 1``.
     Backward: each window's gradient goes to one position, its first maximum
-    in row-major order (as PyTorch on ties); a NaN counts as a maximum.
+    in row-major order (as PyTorch on ties). A window holding a NaN outputs NaN.
     """
 
-    def updateOutput(self, input):
-        out_size = self._check(input)
+    def _windows(self, input, out_size):
+        """For each kernel offset, row-major, the (N, Ho, Wo, C) view of what every window holds there."""
+        offsets = offset_slices(self.kernel_size, self.stride, out_size)
         if self._tiles(input):
             blocks = self._blocks(input)
-            window = [blocks[:, :, i, :, j, :] for i, j, _, _ in
-                      offset_slices(self.kernel_size, self.stride, out_size)]
-        else:
-            padded = padded_channels_last(self._scratch, input, self.padding, fill=-np.inf)
-            window = [padded[:, rows_at, cols_at, :] for _, _, rows_at, cols_at in
-                      offset_slices(self.kernel_size, self.stride, out_size)]
-        best = window[0].copy()
-        argmax = np.zeros(best.shape, np.uint8 if len(window) < 256 else np.int32)
-        for k, values in enumerate(window[1:], start=1):
-            better = (values > best) | np.isnan(values)
-            np.copyto(best, values, where=better)
-            argmax[better] = k
+            return [blocks[:, :, i, :, j, :] for i, j, _, _ in offsets]
+        padded = padded_channels_last(self._scratch, input, self.padding, fill=-np.inf)
+        return [padded[:, rows_at, cols_at, :] for _, _, rows_at, cols_at in offsets]
+
+    def updateOutput(self, input):
+        values = self._windows(input, self._check(input))
+        best = np.maximum(values[0], values[-1]) if len(values) > 1 else values[0].copy()
+        for value in values[1:-1]:
+            np.maximum(best, value, out=best)
+        # The first maximum of each window: its offset index is the number of
+        # leading offsets that hold no maximum yet (comparisons and additions of
+        # booleans run much faster than np.where or boolean indexing).
+        found = values[0] == best
+        argmax = np.zeros(best.shape, np.uint8 if len(values) <= 256 else np.int32)
+        for value in values[1:]:
+            argmax += ~found
+            found |= value == best
         self._argmax = argmax
         self.output = best.transpose(0, 3, 1, 2)
         return self.output
@@ -110,9 +116,8 @@ class MaxPool2d(_Pool2d):
     def updateGradInput(self, input, gradOutput):
         grad = channels_last(gradOutput)
         kw = self.kernel_size[1]
-        zero = gradOutput.dtype.type(0)
-        self.gradInput = self._grad_input(
-            input, gradOutput, lambda i, j: np.where(self._argmax == i * kw + j, grad, zero))
+        self.gradInput = self._grad_input(input, gradOutput,
+                                          lambda i, j: grad * (self._argmax == i * kw + j))
         return self.gradInput
 
 
