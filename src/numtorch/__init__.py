@@ -5,12 +5,22 @@ course notebook's ``from modules import *`` did.
 """
 
 from numtorch.containers import Sequential
-from numtorch.criterions import CrossEntropyCriterion
+from numtorch.criterions import (
+    BCECriterion,
+    ClassNLLCriterion,
+    ClassNLLCriterionUnstable,
+    CrossEntropyCriterion,
+    MSECriterion,
+)
 from numtorch.gradcheck import gradcheck
+from numtorch.io import load, save
 from numtorch.layers import (
     ELU,
     AvgPool2d,
+    BatchNormalization,
+    ChannelwiseScaling,
     Conv2d,
+    Dropout,
     Flatten,
     Identity,
     LeakyReLU,
@@ -24,31 +34,47 @@ from numtorch.layers import (
     Tanh,
 )
 from numtorch.module import Criterion, Module
+from numtorch.optim import SGD, Adam, AdamW, RMSprop, adam_optimizer, sgd_momentum
 from numtorch.random import get_rng_state, manual_seed, set_rng_state
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
+    "AdamW",
     "AvgPool2d",
+    "BCECriterion",
+    "BatchNormalization",
+    "ChannelwiseScaling",
+    "ClassNLLCriterion",
+    "ClassNLLCriterionUnstable",
     "Conv2d",
     "CrossEntropyCriterion",
     "Criterion",
+    "Dropout",
     "ELU",
     "Flatten",
     "Identity",
     "LeakyReLU",
     "Linear",
     "LogSoftMax",
+    "MSECriterion",
     "MaxPool2d",
     "Module",
+    "RMSprop",
     "ReLU",
+    "SGD",
     "Sequential",
     "Sigmoid",
     "SoftMax",
     "SoftPlus",
     "Tanh",
+    "adam_optimizer",
     "get_rng_state",
     "gradcheck",
+    "load",
     "manual_seed",
+    "save",
     "set_rng_state",
+    "sgd_momentum",
 ]

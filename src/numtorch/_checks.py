@@ -12,6 +12,11 @@ The rules (the README's "Errors" section states them for users):
 import numpy as np
 
 
+def label(owner):
+    """How the module or function at fault is named: its repr, or the name given as a string."""
+    return owner if isinstance(owner, str) else repr(owner)
+
+
 def describe(array):
     """How an offending value reads in an error message."""
     if isinstance(array, np.ndarray):
@@ -21,14 +26,14 @@ def describe(array):
 
 def check_float_array(owner, array, what="input"):
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"{owner!r}: expected {what} as a NumPy float array, got {describe(array)}")
+        raise TypeError(f"{label(owner)}: expected {what} as a NumPy float array, got {describe(array)}")
     if array.dtype != np.float32 and array.dtype != np.float64:
         raise TypeError(
-            f"{owner!r}: expected {what} of dtype float32 or float64, got {array.dtype} "
+            f"{label(owner)}: expected {what} of dtype float32 or float64, got {array.dtype} "
             f"(convert it with .astype(np.float32))"
         )
     if array.ndim == 0 or array.shape[0] == 0:
-        raise ValueError(f"{owner!r}: expected {what} with a non-empty batch, got shape {array.shape}")
+        raise ValueError(f"{label(owner)}: expected {what} with a non-empty batch, got shape {array.shape}")
 
 
 def shape_text(expected):
@@ -41,13 +46,13 @@ def check_shape(owner, array, expected, what="input"):
     if array.ndim != len(expected) or any(
         e is not None and e != s for e, s in zip(expected, array.shape)
     ):
-        raise ValueError(f"{owner!r}: expected {what} {shape_text(expected)}, got {array.shape}")
+        raise ValueError(f"{label(owner)}: expected {what} {shape_text(expected)}, got {array.shape}")
 
 
 def check_min_rank(owner, array, rank, what="input"):
     if array.ndim < rank:
         raise ValueError(
-            f"{owner!r}: expected {what} with at least {rank} dimensions, got {array.shape}"
+            f"{label(owner)}: expected {what} with at least {rank} dimensions, got {array.shape}"
         )
 
 
@@ -84,35 +89,59 @@ def check_class_target(owner, input, target):
     Returns ``(labels, None)`` for integer labels (N,) or ``(None, weights)`` for
     one-hot or class-distribution targets (N, C).
     """
+    who = label(owner)
     check_shape(owner, input, (None, None))
     n, c = input.shape
     if not isinstance(target, np.ndarray):
-        raise TypeError(f"{owner!r}: expected target as a NumPy array, got {describe(target)}")
+        raise TypeError(f"{who}: expected target as a NumPy array, got {describe(target)}")
     if target.ndim == 1:
         if target.dtype.kind not in "iu":
             raise TypeError(
-                f"{owner!r}: expected integer labels (N,) or one-hot (N, {c}), "
+                f"{who}: expected integer labels (N,) or one-hot (N, {c}), "
                 f"got {describe(target)}"
             )
         if target.shape[0] != n:
-            raise ValueError(f"{owner!r}: expected {n} labels (the input's batch), got {target.shape[0]}")
+            raise ValueError(f"{who}: expected {n} labels (the input's batch), got {target.shape[0]}")
         if n and (target.min() < 0 or target.max() >= c):
             raise ValueError(
-                f"{owner!r}: expected labels in [0, {c - 1}], "
+                f"{who}: expected labels in [0, {c - 1}], "
                 f"got values from {target.min()} to {target.max()}"
             )
         return target, None
     if target.ndim == 2:
         if target.dtype.kind != "f":
-            raise TypeError(f"{owner!r}: expected a float one-hot target (N, {c}), got {describe(target)}")
+            raise TypeError(f"{who}: expected a float one-hot target (N, {c}), got {describe(target)}")
         if target.shape != input.shape:
-            raise ValueError(f"{owner!r}: expected one-hot target of shape {input.shape}, got {target.shape}")
+            raise ValueError(f"{who}: expected one-hot target of shape {input.shape}, got {target.shape}")
         if not np.all(np.isfinite(target)) or target.min() < 0:
-            raise ValueError(f"{owner!r}: expected a one-hot target of finite non-negative values")
+            raise ValueError(f"{who}: expected a one-hot target of finite non-negative values")
         return None, target
     raise ValueError(
-        f"{owner!r}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
+        f"{who}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
     )
+
+
+def check_values_in(owner, array, low, high, what="input"):
+    """Every element finite and within [low, high]."""
+    if not np.all(np.isfinite(array)) or array.min() < low or array.max() > high:
+        raise ValueError(
+            f"{label(owner)}: expected {what} values in [{low:g}, {high:g}], "
+            f"got values from {np.min(array):g} to {np.max(array):g}"
+        )
+
+
+def check_regression_target(owner, input, target, low=None, high=None):
+    """A float target of the input's shape (MSE, BCE), within [low, high] where given."""
+    who = label(owner)
+    check_float_array(owner, target, "target")
+    if target.shape != input.shape:
+        raise ValueError(f"{who}: expected target of the input's shape {input.shape}, got {target.shape}")
+    if low is None:
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"{who}: expected a finite target, got NaN or inf")
+    else:
+        check_values_in(owner, target, low, high, "target")
+    return target
 
 
 def check_pair(owner_name, value, what, minimum):

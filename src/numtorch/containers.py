@@ -38,7 +38,7 @@ class Sequential(Module):
 
     def backward(self, input, gradOutput):
         if self.output is None:
-            raise ValueError(f"{self!r}: backward called before forward")
+            raise ValueError("Sequential: backward called before forward")
         check_float_array(self, gradOutput, "gradOutput")
         if gradOutput.shape != self.output.shape:
             raise ValueError(

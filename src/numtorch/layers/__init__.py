@@ -2,14 +2,19 @@
 
 from numtorch.layers.activation import ELU, Identity, LeakyReLU, ReLU, Sigmoid, SoftPlus, Tanh
 from numtorch.layers.conv import Conv2d
+from numtorch.layers.dropout import Dropout
 from numtorch.layers.linear import Linear
+from numtorch.layers.normalization import BatchNormalization, ChannelwiseScaling
 from numtorch.layers.pooling import AvgPool2d, MaxPool2d
 from numtorch.layers.shape import Flatten
 from numtorch.layers.softmax import LogSoftMax, SoftMax
 
 __all__ = [
     "AvgPool2d",
+    "BatchNormalization",
+    "ChannelwiseScaling",
     "Conv2d",
+    "Dropout",
     "ELU",
     "Flatten",
     "Identity",
