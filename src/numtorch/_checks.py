@@ -12,6 +12,17 @@ The rules (the README's "Errors" section states them for users):
 import numpy as np
 
 
+def label(owner):
+    """How a module, criterion or function is named in a message: its one-line repr or its name.
+
+    A container's repr spans lines; its messages name its class instead.
+    """
+    if isinstance(owner, str):
+        return owner
+    text = repr(owner)
+    return type(owner).__name__ if "\n" in text else text
+
+
 def describe(array):
     """How an offending value reads in an error message."""
     if isinstance(array, np.ndarray):
@@ -19,16 +30,25 @@ def describe(array):
     return type(array).__name__
 
 
-def check_float_array(owner, array, what="input"):
+def check_float_array(owner, array, what="input", batch=True):
+    """A float32/float64 NumPy array; with ``batch``, one with a first axis of at least one sample."""
     if not isinstance(array, np.ndarray):
-        raise TypeError(f"{owner!r}: expected {what} as a NumPy float array, got {describe(array)}")
+        raise TypeError(f"{label(owner)}: expected {what} as a NumPy float array, got {describe(array)}")
     if array.dtype != np.float32 and array.dtype != np.float64:
         raise TypeError(
-            f"{owner!r}: expected {what} of dtype float32 or float64, got {array.dtype} "
+            f"{label(owner)}: expected {what} of dtype float32 or float64, got {array.dtype} "
             f"(convert it with .astype(np.float32))"
         )
-    if array.ndim == 0 or array.shape[0] == 0:
-        raise ValueError(f"{owner!r}: expected {what} with a non-empty batch, got shape {array.shape}")
+    if batch and (array.ndim == 0 or array.shape[0] == 0):
+        raise ValueError(f"{label(owner)}: expected {what} with a non-empty batch, got shape {array.shape}")
+
+
+def check_finite(owner, array, what="target"):
+    """No NaN or infinity in ``array``; the message shows the first offending value and where."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{label(owner)}: expected finite {what} values, got {array[index]} at {index}")
 
 
 def shape_text(expected):
@@ -41,29 +61,39 @@ def check_shape(owner, array, expected, what="input"):
     if array.ndim != len(expected) or any(
         e is not None and e != s for e, s in zip(expected, array.shape)
     ):
-        raise ValueError(f"{owner!r}: expected {what} {shape_text(expected)}, got {array.shape}")
+        raise ValueError(f"{label(owner)}: expected {what} {shape_text(expected)}, got {array.shape}")
 
 
 def check_min_rank(owner, array, rank, what="input"):
     if array.ndim < rank:
         raise ValueError(
-            f"{owner!r}: expected {what} with at least {rank} dimensions, got {array.shape}"
+            f"{label(owner)}: expected {what} with at least {rank} dimensions, got {array.shape}"
         )
 
 
-def check_positive_int(owner_name, value, what):
+def describe_value(value):
+    """A hyper-parameter as a message shows it: its type and value, e.g. ``float nan``."""
+    return f"{type(value).__name__} {value!r}"
+
+
+def check_int(owner_name, value, what, low=0):
+    """An int (not a bool) of at least ``low``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner_name}: expected {what} as an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{owner_name}: expected {what} >= 1, got {value}")
+        raise TypeError(f"{owner_name}: expected {what} as an int, got {describe_value(value)}")
+    if value < low:
+        raise ValueError(f"{owner_name}: expected {what} >= {low}, got {value}")
     return int(value)
+
+
+def check_positive_int(owner_name, value, what):
+    return check_int(owner_name, value, what, low=1)
 
 
 def check_number(owner_name, value, what, low=None, high=None, low_open=False, high_open=False):
     """A real hyper-parameter within [low, high] (open ends where asked)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
                                                                      np.floating)):
-        raise TypeError(f"{owner_name}: expected {what} as a number, got {type(value).__name__}")
+        raise TypeError(f"{owner_name}: expected {what} as a number, got {describe_value(value)}")
     value = float(value)
     bad = not np.isfinite(value)
     if low is not None:
@@ -87,29 +117,34 @@ def check_class_target(owner, input, target):
     check_shape(owner, input, (None, None))
     n, c = input.shape
     if not isinstance(target, np.ndarray):
-        raise TypeError(f"{owner!r}: expected target as a NumPy array, got {describe(target)}")
+        raise TypeError(f"{label(owner)}: expected target as a NumPy array, got {describe(target)}")
     if target.ndim == 1:
         if target.dtype.kind not in "iu":
             raise TypeError(
-                f"{owner!r}: expected integer labels (N,) or one-hot (N, {c}), "
+                f"{label(owner)}: expected integer labels (N,) or one-hot (N, {c}), "
                 f"got {describe(target)}"
             )
         if target.shape[0] != n:
-            raise ValueError(f"{owner!r}: expected {n} labels (the input's batch), got {target.shape[0]}")
+            raise ValueError(
+                f"{label(owner)}: expected {n} labels (the input's batch), got {target.shape[0]}")
         if n and (target.min() < 0 or target.max() >= c):
             raise ValueError(
-                f"{owner!r}: expected labels in [0, {c - 1}], "
+                f"{label(owner)}: expected labels in [0, {c - 1}], "
                 f"got values from {target.min()} to {target.max()}"
             )
         return target, None
     if target.ndim == 2:
         if target.dtype.kind != "f":
-            raise TypeError(f"{owner!r}: expected a float one-hot target (N, {c}), got {describe(target)}")
+            raise TypeError(
+                f"{label(owner)}: expected a float one-hot target (N, {c}), got {describe(target)}")
         if target.shape != input.shape:
-            raise ValueError(f"{owner!r}: expected one-hot target of shape {input.shape}, got {target.shape}")
-        if not np.all(np.isfinite(target)) or target.min() < 0:
-            raise ValueError(f"{owner!r}: expected a one-hot target of finite non-negative values")
+            raise ValueError(
+                f"{label(owner)}: expected one-hot target of shape {input.shape}, got {target.shape}")
+        check_finite(owner, target, "one-hot target")
+        if target.min() < 0:
+            raise ValueError(
+                f"{label(owner)}: expected a one-hot target of non-negative values, got {target.min()}")
         return None, target
     raise ValueError(
-        f"{owner!r}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
+        f"{label(owner)}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
     )

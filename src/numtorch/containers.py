@@ -1,6 +1,5 @@
 """Containers: modules made of modules."""
 
-from numtorch._checks import check_float_array
 from numtorch.module import Module
 
 
@@ -37,14 +36,7 @@ class Sequential(Module):
         return self.output
 
     def backward(self, input, gradOutput):
-        if self.output is None:
-            raise ValueError(f"{self!r}: backward called before forward")
-        check_float_array(self, gradOutput, "gradOutput")
-        if gradOutput.shape != self.output.shape:
-            raise ValueError(
-                f"Sequential: expected gradOutput of the output's shape {self.output.shape}, "
-                f"got {gradOutput.shape}"
-            )
+        self.check_backward(input, gradOutput)
         grad = gradOutput
         for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
             grad = module.backward(module_input, grad)
