@@ -85,10 +85,16 @@ def module_params():
     ]
 
 
-def reference_shape(case, module, x):
-    """The output shape PyTorch gives for the row's reference on ``x``."""
+def torch_copies(module):
+    """The module's parameters and buffers as float32 tensors, for the row's reference."""
     params = [torch.tensor(np.asarray(p, dtype=np.float32)) for p in flatten(module.getParameters())]
     buffers = [torch.tensor(np.asarray(b, dtype=np.float32)) for b in flatten(module.getBuffers())]
+    return params, buffers
+
+
+def reference_shape(case, module, x, params, buffers):
+    """The output shape PyTorch gives for the row's reference on ``x`` (called after forward:
+    a reference may read what forward drew, such as Dropout's mask)."""
     with torch.no_grad():
         return tuple(case.reference(module, torch.tensor(x.astype(np.float32)), params, buffers).shape)
 
@@ -109,10 +115,11 @@ def check_module_properties(case, mode, seed, batch, dtype, param_dtype, magnitu
     set_mode(module, mode)
     x = rescale(x, magnitude, dtype)
     x_before = x.copy()
-    expected_shape = reference_shape(case, module, x)
+    params, buffers = torch_copies(module)
 
     with strict_floats():
         output = module.forward(x)
+    expected_shape = reference_shape(case, module, x, params, buffers)
     np.testing.assert_array_equal(x, x_before, err_msg=f"{case}: forward modified its input")
     assert output.shape == expected_shape, f"{case}: output shape {output.shape}, PyTorch {expected_shape}"
     assert output.dtype == dtype, f"{case}: output dtype {output.dtype} for {np.dtype(dtype)} input"
