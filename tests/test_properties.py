@@ -13,7 +13,8 @@ inputs and parameters, and inputs up to magnitude 1e4:
   (NumPy raises on them here; underflow to 0 is harmless and allowed).
 
 A criterion whose input (or target) the row builds within [0, 1] takes
-probabilities there: its extremes are exact 0s and 1s rather than 1e4.
+probabilities there: its extremes are exact 0s and 1s rather than 1e4 (no 0s
+for a row marked ``unstable_at_zero``).
 """
 
 import contextlib
@@ -65,11 +66,11 @@ def is_probability(array):
         and array.min() >= 0 and array.max() <= 1
 
 
-def push_to_extremes(p, rng, dtype):
-    """Probabilities with about half the elements set exactly to 0 or 1."""
+def push_to_extremes(p, rng, dtype, zero_allowed=True):
+    """Probabilities, about half of them set exactly to 0 or 1 (only to 1 without ``zero_allowed``)."""
     p = np.array(p, dtype=np.float64)
     mask = rng.random(p.shape) < 0.5
-    p[mask] = np.round(p[mask])
+    p[mask] = np.round(p[mask]) if zero_allowed else 1.0
     return p.astype(dtype)
 
 
@@ -165,7 +166,7 @@ def check_criterion_properties(case, seed, batch, dtype, magnitude):
     rng = np.random.default_rng(seed)
     criterion, x, target = case.build(rng, batch)
     if is_probability(x):
-        x = push_to_extremes(x, rng, dtype)
+        x = push_to_extremes(x, rng, dtype, zero_allowed=not case.unstable_at_zero)
     else:
         x = rescale(x, magnitude, dtype)
     if isinstance(target, np.ndarray) and target.dtype.kind == "f":

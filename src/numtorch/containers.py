@@ -29,9 +29,16 @@ class Sequential(Module):
             raise ValueError("Sequential: cannot run forward with no modules")
         self.inputs = []
         output = input
-        for module in self.modules:
+        for i, module in enumerate(self.modules):
             self.inputs.append(output)
-            output = module.forward(output)
+            try:
+                output = module.forward(output)
+            except (ValueError, TypeError) as error:
+                if type(error) not in (ValueError, TypeError):
+                    raise
+                # Say where in the network: a child only sees what the children before it made.
+                message = f"Sequential: on input {input.shape}, module ({i}) failed: {error}"
+                raise type(error)(message) from None
         self.output = output
         return self.output
 
