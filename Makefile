@@ -21,7 +21,7 @@ demo: $(VENV)/.train
 	$(BIN)/python examples/train_digits.py
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest

@@ -32,6 +32,71 @@ def linear(rng, batch):
     return nt.Linear(n_in, n_out, bias=bool(rng.integers(2))), rng.standard_normal((batch, n_in))
 
 
+def images(rng, batch, channels):
+    """A random (batch, channels, H, W) input, H and W in [1, 5] with H * W >= 2."""
+    h, w = (int(v) for v in rng.integers(1, 6, size=2))
+    return rng.standard_normal((batch, channels, h, max(w, 3 - h)))
+
+
+def dropout(rng, batch):
+    return nt.Dropout(float(rng.uniform(0, 0.9))), features(rng, batch)
+
+
+def dropout_4d(rng, batch):
+    return nt.Dropout(float(rng.uniform(0, 0.9))), images(rng, batch, int(rng.integers(1, 4)))
+
+
+def dropout_reference(m, x, p, b):
+    """Training: the mask the module drew (checked statistically in test_dropout.py)."""
+    if m.training:
+        import torch
+
+        return x * torch.tensor(m.mask)
+    return F().dropout(x, m.p, training=False)
+
+
+def batch_norm(rng, input):
+    module = nt.BatchNormalization(float(rng.uniform(0, 1)), n_features=input.shape[1])
+    module.moving_mean[:] = rng.standard_normal(input.shape[1])
+    module.moving_variance[:] = rng.uniform(0.2, 3, size=input.shape[1])
+    return module, input * rng.uniform(0.5, 3) + rng.standard_normal()
+
+
+def batch_norm_train(rng, batch):
+    """Training needs two values per channel: a batch of one becomes two."""
+    return batch_norm(rng, features(rng, max(batch, 2)))
+
+
+def batch_norm_evaluate(rng, batch):
+    return batch_norm(rng, features(rng, batch))
+
+
+def batch_norm_4d(rng, batch):
+    return batch_norm(rng, images(rng, batch, int(rng.integers(1, 5))))
+
+
+def batch_norm_reference(m, x, p, b):
+    """BatchNorm1d/2d without affine; PyTorch's momentum is 1 - alpha; b are the moving statistics."""
+    return F().batch_norm(x, b[0], b[1], training=m.training, momentum=1 - m.alpha, eps=m.EPS)
+
+
+def channelwise_scaling(ndim):
+    def build(rng, batch):
+        channels = int(rng.integers(1, 8))
+        module = nt.ChannelwiseScaling(channels)
+        module.gamma[:] = rng.standard_normal(channels)
+        module.beta[:] = rng.standard_normal(channels)
+        x = features(rng, batch, channels, channels + 1) if ndim == 2 else images(rng, batch, channels)
+        return module, x
+
+    return build
+
+
+def channelwise_reference(m, x, p, b):
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    return x * p[0].view(shape) + p[1].view(shape)
+
+
 MODULES = [
     ModuleCase("Linear", linear, lambda m, x, p, b: F().linear(x, *p)),
     elementwise("ReLU", nt.ReLU, lambda m, x, p, b: F().relu(x)),
@@ -53,6 +118,16 @@ MODULES = [
         lambda m, x, p, b: F().log_softmax(F().linear(F().linear(x, p[0], p[1]).tanh(), p[2], p[3]),
                                            dim=1),
     ),
+    ModuleCase("Dropout", dropout, dropout_reference, modes=("train", "evaluate")),
+    ModuleCase("Dropout/4d", dropout_4d, dropout_reference, modes=("train", "evaluate")),
+    ModuleCase("BatchNormalization/train", batch_norm_train, batch_norm_reference,
+               gradcheck_batches=(2, 3)),
+    ModuleCase("BatchNormalization/evaluate", batch_norm_evaluate, batch_norm_reference,
+               modes=("evaluate",)),
+    ModuleCase("BatchNormalization/4d", batch_norm_4d, batch_norm_reference,
+               modes=("train", "evaluate")),
+    ModuleCase("ChannelwiseScaling", channelwise_scaling(2), channelwise_reference),
+    ModuleCase("ChannelwiseScaling/4d", channelwise_scaling(4), channelwise_reference),
 ]
 
 
@@ -64,13 +139,45 @@ def one_hot(rng, batch, classes):
     return np.eye(classes)[labels(rng, batch, classes)]
 
 
-def scores_and_target(make, target_kind):
+def scores(rng, shape):
+    return rng.standard_normal(shape) * 3
+
+
+def probabilities(rng, shape):
+    """Softmax rows, none too close to 0 (finite differences of log p stay accurate)."""
+    e = np.exp(rng.standard_normal(shape) * 0.5)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def log_probabilities(rng, shape):
+    return np.log(probabilities(rng, shape))
+
+
+def scores_and_target(make, target_kind, inputs=scores):
     def build(rng, batch):
         classes = int(rng.integers(2, 10))
         target = labels(rng, batch, classes) if target_kind == "labels" else one_hot(rng, batch, classes)
-        return make(), rng.standard_normal((batch, classes)) * 3, target
+        return make(), inputs(rng, (batch, classes)), target
 
     return build
+
+
+def regression(make, inputs, targets):
+    def build(rng, batch):
+        shape = (batch, int(rng.integers(1, 10)))
+        return make(), inputs(rng, shape), targets(rng, shape)
+
+    return build
+
+
+def classification_rows(name, make, inputs, reference, **kwargs):
+    return [CriterionCase(f"{name}/{kind}", scores_and_target(make, kind, inputs), reference, **kwargs)
+            for kind in ("labels", "one-hot")]
+
+
+def per_sample(loss, x):
+    """A PyTorch ``reduction='sum'`` loss divided by the batch size, as numtorch criterions."""
+    return loss / x.shape[0]
 
 
 def torch_labels(target):
@@ -85,4 +192,20 @@ CRITERIONS = [
     CriterionCase("CrossEntropyCriterion/one-hot",
                   scores_and_target(nt.CrossEntropyCriterion, "one-hot"),
                   lambda c, x, t: F().cross_entropy(x, torch_labels(t))),
+    *classification_rows("ClassNLLCriterion", nt.ClassNLLCriterion, probabilities,
+                         lambda c, x, t: F().nll_loss(x.log(), torch_labels(t))),
+    *classification_rows("ClassNLLCriterion/log_input", lambda: nt.ClassNLLCriterion(log_input=True),
+                         log_probabilities, lambda c, x, t: F().nll_loss(x, torch_labels(t))),
+    *classification_rows("ClassNLLCriterionUnstable", nt.ClassNLLCriterionUnstable, probabilities,
+                         lambda c, x, t: F().nll_loss(x.log(), torch_labels(t)), unstable_at_zero=True),
+    CriterionCase("MSECriterion", regression(nt.MSECriterion, scores, scores),
+                  lambda c, x, t: per_sample(F().mse_loss(x, t.to(x.dtype), reduction="sum"), x)),
+    CriterionCase("BCECriterion/soft",
+                  regression(nt.BCECriterion, lambda rng, shape: rng.uniform(0.05, 0.95, shape),
+                             lambda rng, shape: rng.uniform(0, 1, shape)),
+                  lambda c, x, t: per_sample(F().binary_cross_entropy(x, t.to(x.dtype), reduction="sum"), x)),
+    CriterionCase("BCECriterion/binary",
+                  regression(nt.BCECriterion, lambda rng, shape: rng.uniform(0.05, 0.95, shape),
+                             lambda rng, shape: rng.integers(0, 2, shape).astype(np.float64)),
+                  lambda c, x, t: per_sample(F().binary_cross_entropy(x, t.to(x.dtype), reduction="sum"), x)),
 ]

@@ -5,10 +5,20 @@ course notebook's ``from modules import *`` did.
 """
 
 from numtorch.containers import Sequential
-from numtorch.criterions import CrossEntropyCriterion
+from numtorch.criterions import (
+    BCECriterion,
+    ClassNLLCriterion,
+    ClassNLLCriterionUnstable,
+    CrossEntropyCriterion,
+    MSECriterion,
+)
 from numtorch.gradcheck import gradcheck
+from numtorch.io import load, save
 from numtorch.layers import (
     ELU,
+    BatchNormalization,
+    ChannelwiseScaling,
+    Dropout,
     Identity,
     LeakyReLU,
     Linear,
@@ -20,27 +30,43 @@ from numtorch.layers import (
     Tanh,
 )
 from numtorch.module import Criterion, Module
+from numtorch.optim import SGD, Adam, AdamW, RMSprop, adam_optimizer, sgd_momentum
 from numtorch.random import get_rng_state, manual_seed, set_rng_state
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
+    "AdamW",
+    "BCECriterion",
+    "BatchNormalization",
+    "ChannelwiseScaling",
+    "ClassNLLCriterion",
+    "ClassNLLCriterionUnstable",
     "CrossEntropyCriterion",
     "Criterion",
+    "Dropout",
     "ELU",
     "Identity",
     "LeakyReLU",
     "Linear",
     "LogSoftMax",
+    "MSECriterion",
     "Module",
+    "RMSprop",
     "ReLU",
+    "SGD",
     "Sequential",
     "Sigmoid",
     "SoftMax",
     "SoftPlus",
     "Tanh",
+    "adam_optimizer",
     "get_rng_state",
     "gradcheck",
+    "load",
     "manual_seed",
+    "save",
     "set_rng_state",
+    "sgd_momentum",
 ]

@@ -48,7 +48,7 @@ def check_finite(owner, array, what="target"):
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{label(owner)}: expected finite {what} values, got {array[index]} at {index}")
+        raise ValueError(f"{label(owner)}: expected a finite {what}, got {array[index]} at {index}")
 
 
 def shape_text(expected):
@@ -114,37 +114,58 @@ def check_class_target(owner, input, target):
     Returns ``(labels, None)`` for integer labels (N,) or ``(None, weights)`` for
     one-hot or class-distribution targets (N, C).
     """
+    who = label(owner)
     check_shape(owner, input, (None, None))
     n, c = input.shape
     if not isinstance(target, np.ndarray):
-        raise TypeError(f"{label(owner)}: expected target as a NumPy array, got {describe(target)}")
+        raise TypeError(f"{who}: expected target as a NumPy array, got {describe(target)}")
     if target.ndim == 1:
         if target.dtype.kind not in "iu":
             raise TypeError(
-                f"{label(owner)}: expected integer labels (N,) or one-hot (N, {c}), "
+                f"{who}: expected integer labels (N,) or one-hot (N, {c}), "
                 f"got {describe(target)}"
             )
         if target.shape[0] != n:
-            raise ValueError(
-                f"{label(owner)}: expected {n} labels (the input's batch), got {target.shape[0]}")
+            raise ValueError(f"{who}: expected {n} labels (the input's batch), got {target.shape[0]}")
         if n and (target.min() < 0 or target.max() >= c):
             raise ValueError(
-                f"{label(owner)}: expected labels in [0, {c - 1}], "
+                f"{who}: expected labels in [0, {c - 1}], "
                 f"got values from {target.min()} to {target.max()}"
             )
         return target, None
     if target.ndim == 2:
         if target.dtype.kind != "f":
-            raise TypeError(
-                f"{label(owner)}: expected a float one-hot target (N, {c}), got {describe(target)}")
+            raise TypeError(f"{who}: expected a float one-hot target (N, {c}), got {describe(target)}")
         if target.shape != input.shape:
-            raise ValueError(
-                f"{label(owner)}: expected one-hot target of shape {input.shape}, got {target.shape}")
-        check_finite(owner, target, "one-hot target")
-        if target.min() < 0:
-            raise ValueError(
-                f"{label(owner)}: expected a one-hot target of non-negative values, got {target.min()}")
+            raise ValueError(f"{who}: expected one-hot target of shape {input.shape}, got {target.shape}")
+        bad = ~(target >= 0) | ~np.isfinite(target)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{who}: expected a one-hot target of finite non-negative values, "
+                             f"got {target[index]} at {index}")
         return None, target
     raise ValueError(
-        f"{label(owner)}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
+        f"{who}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
     )
+
+
+def check_values_in(owner, array, low, high, what="input"):
+    """Every element finite and within [low, high]."""
+    if not np.all(np.isfinite(array)) or array.min() < low or array.max() > high:
+        raise ValueError(
+            f"{label(owner)}: expected {what} values in [{low:g}, {high:g}], "
+            f"got values from {np.min(array):g} to {np.max(array):g}"
+        )
+
+
+def check_regression_target(owner, input, target, low=None, high=None):
+    """A float target of the input's shape (MSE, BCE), within [low, high] where given."""
+    who = label(owner)
+    check_float_array(owner, target, "target")
+    if target.shape != input.shape:
+        raise ValueError(f"{who}: expected target of the input's shape {input.shape}, got {target.shape}")
+    if low is None:
+        check_finite(owner, target, "target")
+    else:
+        check_values_in(owner, target, low, high, "target")
+    return target

@@ -46,7 +46,8 @@ def gradcheck(module, input, target=None, eps=1e-6, seed=0):
         raise TypeError(f"gradcheck: expected a Module or Criterion, got {type(module).__name__}")
     check_float_array(f"gradcheck({label(module)})", input, "input")
     if isinstance(module, Criterion) and target is None:
-        raise ValueError(f"gradcheck: expected a target for the criterion {label(module)}, got None")
+        raise ValueError(f"gradcheck: {label(module)} is a criterion and needs a target "
+                         "(expected a target array, got None)")
     eps = check_number("gradcheck", eps, "eps", low=0, low_open=True)
     seed = check_int("gradcheck", seed, "seed", low=0)
     x = np.array(input, dtype=np.float64)

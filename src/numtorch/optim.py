@@ -5,27 +5,35 @@ that takes the (nested) lists a container's ``getParameters()`` and
 ``getGradParameters()`` return and updates the parameters in place; ``state``
 is a dict the function keeps its running averages in between calls.
 Both follow their ``torch.optim`` counterparts step for step.
+
+The classes: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` bound to a module
+(``opt = Adam(model, lr=1e-3)``, then ``opt.zero_grad()``, forward, backward,
+``opt.step()``), the schedules ``StepLR`` and ``CosineAnnealingLR`` and
+``clip_grad_norm``; each follows its PyTorch counterpart step for step.
 """
 
 import numpy as np
 
-from numtorch._checks import check_float_array, check_number
-from numtorch.module import flatten
+from numtorch._checks import check_float_array, check_number, check_positive_int
+from numtorch.module import Module, flatten
 
 
-def _pairs(name, variables, gradients, config, state):
-    """The flat lists of parameters and gradients, checked: float arrays, paired by shape."""
+def _check_dicts(name, config, state):
     for what, value in (("config", config), ("state", state)):
         if not isinstance(value, dict):
             raise TypeError(f"{name}: expected {what} as a dict, got {type(value).__name__}")
+
+
+def _pairs(name, variables, gradients):
+    """The flat lists of parameters and gradients, checked: float arrays, paired by shape."""
     params, grads = flatten(variables), flatten(gradients)
     for what, arrays in (("parameter", params), ("gradient", grads)):
         for i, array in enumerate(arrays):
             check_float_array(name, array, f"{what} {i}", batch=False)
     if len(params) != len(grads):
         raise ValueError(
-            f"{name}: expected one gradient per parameter, "
-            f"got {len(params)} parameters but {len(grads)} gradients"
+            f"{name}: got {len(params)} parameters but {len(grads)} gradients "
+            "(expected one gradient per parameter)"
         )
     for i, (p, g) in enumerate(zip(params, grads)):
         if p.shape != g.shape:
@@ -42,7 +50,8 @@ def sgd_momentum(variables, gradients, config, state):
     ``param -= learning_rate * buf``. config: ``learning_rate``, ``momentum``.
     state: ``momentum_buffer`` (one array per parameter).
     """
-    params, grads = _pairs("sgd_momentum", variables, gradients, config, state)
+    _check_dicts("sgd_momentum", config, state)
+    params, grads = _pairs("sgd_momentum", variables, gradients)
     lr = check_number("sgd_momentum", config.get("learning_rate"), "config['learning_rate']", low=0)
     momentum = check_number("sgd_momentum", config.get("momentum", 0.0), "config['momentum']",
                             low=0, high=1)
@@ -64,7 +73,8 @@ def adam_optimizer(variables, gradients, config, state):
     config: ``learning_rate``, ``beta1``, ``beta2``, ``epsilon``. state: ``m``, ``v``, ``t``.
     """
     name = "adam_optimizer"
-    params, grads = _pairs(name, variables, gradients, config, state)
+    _check_dicts(name, config, state)
+    params, grads = _pairs(name, variables, gradients)
     lr = check_number(name, config.get("learning_rate"), "config['learning_rate']", low=0)
     beta1 = check_number(name, config.get("beta1", 0.9), "config['beta1']", low=0, high=1, high_open=True)
     beta2 = check_number(name, config.get("beta2", 0.999), "config['beta2']", low=0, high=1, high_open=True)
@@ -82,3 +92,318 @@ def adam_optimizer(variables, gradients, config, state):
         v += (1 - beta2) * grad * grad
         denom = np.sqrt(v) / param.dtype.type(bias_correction2) + param.dtype.type(eps)
         param -= param.dtype.type(step_size) * m / denom
+
+
+class Optimizer:
+    """Base of the optimizer classes: bound to one module's parameters and gradients.
+
+    ``step()`` updates every parameter in place from its gradient (the arrays
+    ``getParameters()`` and ``getGradParameters()`` return, so the references
+    stay valid); ``zero_grad()`` zeroes the gradients. ``state_dict()`` is
+    plain values plus lists of arrays, so ``numtorch.io`` stores it without
+    pickle. A subclass lists its hyper-parameters in ``_hyperparameters`` and
+    validates them in ``configure``.
+    """
+
+    _hyperparameters = ()
+
+    def __init__(self, model):
+        if not isinstance(model, Module):
+            raise TypeError(f"{type(self).__name__}: expected a numtorch Module, got {type(model).__name__}")
+        self.model = model
+        self.params, self.grads = _pairs(type(self).__name__, model.getParameters(),
+                                         model.getGradParameters())
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: {model!r} has no parameters to optimize")
+        self.step_count = 0
+        self.buffers = {}
+
+    def zero_grad(self):
+        """Zero every gradient of the model (Torch7's ``zeroGradParameters``)."""
+        self.model.zeroGradParameters()
+
+    def step(self):
+        """One update of every parameter from its current gradient."""
+        self.step_count += 1
+        for i, (param, grad) in enumerate(zip(self.params, self.grads)):
+            self.update(i, param, grad)
+
+    def update(self, i, param, grad):
+        raise NotImplementedError(f"{type(self).__name__} does not implement update")
+
+    def buffer(self, name, i, initial):
+        """The ``i``-th array of the running buffer ``name``, created from ``initial(param, grad)``."""
+        if name not in self.buffers:
+            self.buffers[name] = [initial(p, g) for p, g in zip(self.params, self.grads)]
+        return self.buffers[name][i]
+
+    def hyperparameters(self):
+        return {name: getattr(self, name) for name in self._hyperparameters}
+
+    def state_dict(self):
+        """``{"class", "hyperparameters", "step", "buffers": {name: [arrays]}}`` (copies)."""
+        return {
+            "class": type(self).__name__,
+            "hyperparameters": self.hyperparameters(),
+            "step": self.step_count,
+            "buffers": {name: [a.copy() for a in arrays] for name, arrays in self.buffers.items()},
+        }
+
+    def load_state_dict(self, state):
+        """Restore a ``state_dict()`` of the same optimizer class over parameters of the same shapes."""
+        name = type(self).__name__
+        if state.get("class") != name:
+            raise ValueError(f"{name}.load_state_dict: the state is of {state.get('class')!r}, not {name}")
+        self.configure(**state["hyperparameters"])
+        buffers = {}
+        for key, arrays in state["buffers"].items():
+            if len(arrays) != len(self.params):
+                raise ValueError(f"{name}.load_state_dict: buffer {key!r} has {len(arrays)} arrays "
+                                 f"for {len(self.params)} parameters")
+            for i, (array, param) in enumerate(zip(arrays, self.params)):
+                if np.shape(array) != param.shape:
+                    raise ValueError(f"{name}.load_state_dict: buffer {key!r}[{i}] has shape "
+                                     f"{np.shape(array)}, the parameter {param.shape}")
+            buffers[key] = [np.array(a, dtype=p.dtype) for a, p in zip(arrays, self.params)]
+        self.buffers = buffers
+        self.step_count = int(state["step"])
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.hyperparameters().items())})"
+
+
+def _zeros(param, grad):
+    return np.zeros_like(param)
+
+
+def _check_betas(name, betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{name}: expected betas as a pair (beta1, beta2), got {betas!r}")
+    return tuple(check_number(name, b, f"betas[{i}]", low=0, high=1, high_open=True)
+                 for i, b in enumerate(betas))
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+
+    ``g = grad + weight_decay * param``; with momentum ``buf = momentum * buf + g``
+    (``buf = g`` on the first step) and ``g = buf`` (Nesterov: ``g = g + momentum * buf``);
+    then ``param -= lr * g``.
+    """
+
+    _hyperparameters = ("lr", "momentum", "nesterov", "weight_decay")
+
+    def __init__(self, model, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(model)
+        self.configure(lr, momentum, nesterov, weight_decay)
+
+    def configure(self, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        self.lr = check_number("SGD", lr, "lr", low=0)
+        self.momentum = check_number("SGD", momentum, "momentum", low=0, high=1)
+        self.weight_decay = check_number("SGD", weight_decay, "weight_decay", low=0)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"SGD: expected nesterov as a bool, got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
+        self.nesterov = bool(nesterov)
+
+    def update(self, i, param, grad):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        if self.momentum:
+            buf = self.buffer("momentum_buffer", i, _zeros)
+            if self.step_count == 1:
+                buf[...] = grad
+            else:
+                buf *= self.momentum
+                buf += grad
+            grad = grad + self.momentum * buf if self.nesterov else buf
+        param -= self.lr * grad
+
+
+class Adam(Optimizer):
+    """Adam, as ``torch.optim.Adam`` (``weight_decay`` is an L2 term added to the gradient).
+
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``,
+    ``param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+    """
+
+    _hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    decoupled = False
+
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(model)
+        self.configure(lr, betas, eps, weight_decay)
+
+    def configure(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        name = type(self).__name__
+        self.lr = check_number(name, lr, "lr", low=0)
+        self.betas = _check_betas(name, betas)
+        self.eps = check_number(name, eps, "eps", low=0)
+        self.weight_decay = check_number(name, weight_decay, "weight_decay", low=0)
+
+    def update(self, i, param, grad):
+        beta1, beta2 = self.betas
+        if self.weight_decay and self.decoupled:
+            param *= 1 - self.lr * self.weight_decay
+        elif self.weight_decay:
+            grad = grad + self.weight_decay * param
+        m = self.buffer("exp_avg", i, _zeros)
+        v = self.buffer("exp_avg_sq", i, _zeros)
+        m *= beta1
+        m += (1 - beta1) * grad
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        step_size = self.lr / (1 - beta1**self.step_count)
+        denom = np.sqrt(v) / np.sqrt(1 - beta2**self.step_count) + self.eps
+        param -= step_size * m / denom
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW``.
+
+    ``param *= 1 - lr * weight_decay`` before the Adam step (default decay 1e-2).
+    """
+
+    decoupled = True
+
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(model, lr, betas, eps, weight_decay)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as ``torch.optim.RMSprop``.
+
+    ``s = alpha s + (1 - alpha) g^2``; centered: ``a = alpha a + (1 - alpha) g`` and
+    ``avg = sqrt(s - a^2) + eps``, else ``avg = sqrt(s) + eps``; with momentum
+    ``buf = momentum * buf + g / avg``, ``param -= lr * buf``, else ``param -= lr * g / avg``.
+    """
+
+    _hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+
+    def __init__(self, model, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False):
+        super().__init__(model)
+        self.configure(lr, alpha, eps, weight_decay, momentum, centered)
+
+    def configure(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+        self.lr = check_number("RMSprop", lr, "lr", low=0)
+        self.alpha = check_number("RMSprop", alpha, "alpha", low=0, high=1)
+        self.eps = check_number("RMSprop", eps, "eps", low=0)
+        self.weight_decay = check_number("RMSprop", weight_decay, "weight_decay", low=0)
+        self.momentum = check_number("RMSprop", momentum, "momentum", low=0, high=1)
+        if not isinstance(centered, (bool, np.bool_)):
+            raise TypeError(f"RMSprop: expected centered as a bool, got {type(centered).__name__}")
+        self.centered = bool(centered)
+
+    def update(self, i, param, grad):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        square_avg = self.buffer("square_avg", i, _zeros)
+        square_avg *= self.alpha
+        square_avg += (1 - self.alpha) * grad * grad
+        if self.centered:
+            grad_avg = self.buffer("grad_avg", i, _zeros)
+            grad_avg += (1 - self.alpha) * (grad - grad_avg)
+            avg = np.sqrt(square_avg - grad_avg * grad_avg) + self.eps
+        else:
+            avg = np.sqrt(square_avg) + self.eps
+        if self.momentum:
+            buf = self.buffer("momentum_buffer", i, _zeros)
+            buf *= self.momentum
+            buf += grad / avg
+            param -= self.lr * buf
+        else:
+            param -= self.lr * grad / avg
+
+
+class LRScheduler:
+    """Base of the learning-rate schedules: ``step()`` once per epoch sets ``optimizer.lr``.
+
+    The rate is a closed-form function of the epoch count, ``lr_at(epoch)``, from
+    the optimizer's rate when the schedule was made (``base_lr``).
+    """
+
+    _hyperparameters = ()
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__}: expected a numtorch Optimizer, "
+                            f"got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.last_epoch = 0
+
+    def step(self):
+        self.last_epoch += 1
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+    def lr_at(self, epoch):
+        raise NotImplementedError(f"{type(self).__name__} does not implement lr_at")
+
+    def state_dict(self):
+        return {"class": type(self).__name__, "base_lr": self.base_lr, "last_epoch": self.last_epoch,
+                "hyperparameters": {name: getattr(self, name) for name in self._hyperparameters}}
+
+    def load_state_dict(self, state):
+        name = type(self).__name__
+        if state.get("class") != name:
+            raise ValueError(f"{name}.load_state_dict: the state is of {state.get('class')!r}, not {name}")
+        self.configure(**state["hyperparameters"])
+        self.base_lr = check_number(name, state["base_lr"], "base_lr", low=0)
+        self.last_epoch = int(state["last_epoch"])
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+
+class StepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (epoch // step_size)``, as ``torch.optim.lr_scheduler.StepLR``."""
+
+    _hyperparameters = ("step_size", "gamma")
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        super().__init__(optimizer)
+        self.configure(step_size, gamma)
+
+    def configure(self, step_size, gamma=0.1):
+        self.step_size = check_positive_int("StepLR", step_size, "step_size")
+        self.gamma = check_number("StepLR", gamma, "gamma", low=0)
+
+    def lr_at(self, epoch):
+        return self.base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2``.
+
+    As ``torch.optim.lr_scheduler.CosineAnnealingLR`` (its closed form).
+    """
+
+    _hyperparameters = ("T_max", "eta_min")
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        super().__init__(optimizer)
+        self.configure(T_max, eta_min)
+
+    def configure(self, T_max, eta_min=0.0):
+        self.T_max = check_positive_int("CosineAnnealingLR", T_max, "T_max")
+        self.eta_min = check_number("CosineAnnealingLR", eta_min, "eta_min", low=0)
+
+    def lr_at(self, epoch):
+        cosine = float(np.cos(np.pi * epoch / self.T_max))
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + cosine) / 2
+
+
+def clip_grad_norm(model, max_norm):
+    """Scale ``model``'s gradients in place so their global L2 norm is at most ``max_norm``.
+
+    As ``torch.nn.utils.clip_grad_norm_``: ``total = sqrt(sum ||g||^2)``, every
+    gradient times ``min(1, max_norm / (total + 1e-6))``. Returns ``total``.
+    """
+    max_norm = check_number("clip_grad_norm", max_norm, "max_norm", low=0)
+    grads = flatten(model.getGradParameters())
+    total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))
+    coefficient = min(1.0, max_norm / (total + 1e-6))
+    if coefficient < 1.0:
+        for grad in grads:
+            grad *= coefficient
+    return total

@@ -34,4 +34,5 @@ def set_rng_state(state):
         _generator.bit_generator.state = state
     except (TypeError, ValueError, KeyError) as error:
         raise ValueError(
-            f"set_rng_state: expected a state from get_rng_state(), got {state!r} ({error})") from None
+            f"set_rng_state: not a numtorch generator state: expected a state from get_rng_state(), "
+            f"got {state!r} ({error})") from None

@@ -1,0 +1,331 @@
+"""The ``numtorch`` command: ``train``, ``evaluate`` and ``summary``.
+
+``numtorch train`` loads a dataset, builds a preset network, fits it with
+progress bars, measures the test set and writes into ``--out``:
+``model.npz``, ``checkpoint.npz`` (after every epoch; ``--resume`` continues
+from it), ``history.json``, ``curves.png`` and ``confusion.png``.
+
+Data (``--data``):
+- ``digits``: scikit-learn's 8x8 digits, a fixed 80/20 split;
+- ``mnist:DIR``: MNIST or Fashion-MNIST IDX files; the train and t10k files
+  when both are there, else the one split present is cut in order, its first
+  80% to train and last 20% to test (on the 10,000 t10k images: 8,000 / 2,000);
+- ``PATH.npz``: arrays ``X`` and ``y``, split 80/20 with a fixed seed.
+A tenth of the training part (fixed seed) is held out as the validation set.
+
+Errors (bad arguments, unreadable data, a checkpoint of another network)
+print one line on stderr and exit with status 1 (2 for bad arguments).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from numtorch.containers import Sequential
+from numtorch.criterions import CrossEntropyCriterion
+from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
+from numtorch.io import architecture, load_with_metadata, save
+from numtorch.layers import Linear, ReLU
+from numtorch.module import flatten
+from numtorch.optim import SGD, Adam
+from numtorch.random import manual_seed
+from numtorch.train import evaluate, fit
+
+DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+VAL_FRACTION = 0.1
+TEST_FRACTION = 0.2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``numtorch: error: ...`` and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"numtorch: error: {message} (see numtorch {self.prog.split()[-1]} --help)\n"
+                  if " " in self.prog else f"numtorch: error: {message} (see numtorch --help)\n")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def hidden_sizes(text):
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 256,128, got {text!r}") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 256,128, got {text!r}")
+    return sizes
+
+
+def build_parser():
+    parser = Parser(prog="numtorch", description="Train, evaluate and inspect numtorch models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=Parser)
+
+    data_help = "digits | mnist:DIR | PATH.npz (arrays X, y)"
+    train = commands.add_parser("train", help="train a preset network and write model, checkpoint, plots")
+    train.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
+    train.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="network preset (default: mlp)")
+    train.add_argument("--hidden", type=hidden_sizes, default=[256, 128],
+                       help="hidden layer sizes of the dense part (default: 256,128)")
+    train.add_argument("--epochs", type=non_negative_int, default=20, help="default: 20")
+    train.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default: adam")
+    train.add_argument("--lr", type=positive_float,
+                       help="learning rate (default: 1e-3 for adam, 0.1 for sgd)")
+    train.add_argument("--seed", type=non_negative_int, default=0,
+                       help="seed of the weights and the batch order (default: 0)")
+    train.add_argument("--out", help="output directory (default: runs/<data>-<model>)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+    evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
+    evaluate_command.add_argument("model", metavar="MODEL.npz")
+    evaluate_command.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
+
+    summary = commands.add_parser("summary", help="layers, output shapes and parameter counts")
+    summary.add_argument("model", metavar="MODEL.npz")
+    return parser
+
+
+def load_data(spec):
+    """``(X_train, y_train), (X_test, y_test), note`` for a ``--data`` value."""
+    if spec == "digits":
+        train, test = load_digits(TEST_FRACTION, seed=0)
+        return train, test, "scikit-learn digits, fixed 80/20 split"
+    if spec.startswith("mnist:"):
+        directory = spec[len("mnist:"):]
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"--data {spec}: {directory!r} is not a directory")
+        splits = mnist_splits(directory)
+        if splits == ["train", "test"]:
+            return load_mnist(directory, "train"), load_mnist(directory, "test"), f"{directory}: train / t10k"
+        if not splits:
+            raise FileNotFoundError(f"--data {spec}: no MNIST IDX files (train-images-idx3-ubyte[.gz], "
+                                    f"t10k-images-idx3-ubyte[.gz] and their labels) in {directory}")
+        X, y = load_mnist(directory, splits[0])
+        cut = len(y) - int(round(TEST_FRACTION * len(y)))
+        note = (f"{directory}: only the {splits[0]} split, first {cut} images to train, "
+                f"last {len(y) - cut} to test")
+        return (X[:cut], y[:cut]), (X[cut:], y[cut:]), note
+    if spec.endswith(".npz"):
+        X, y = load_npz(spec)
+        train, test = train_test_split(X, y, TEST_FRACTION, seed=0)
+        return train, test, f"{spec}: 80/20 split"
+    raise ValueError(f"--data: expected digits, mnist:DIR or PATH.npz, got {spec!r}")
+
+
+def run_name(spec):
+    """``digits``, ``mnist`` or the .npz file's name: the default output folder's prefix."""
+    if spec.startswith("mnist:"):
+        return "mnist"
+    return os.path.splitext(os.path.basename(spec))[0]
+
+
+def build_model(kind, sample_shape, hidden, classes):
+    """The preset network and the sample shape it takes.
+
+    ``mlp``: Linear/ReLU layers of ``hidden`` sizes on the flattened sample.
+    """
+    if kind == "cnn":
+        raise ValueError("--model cnn needs the convolution layers (Conv2d, MaxPool2d, Flatten)")
+    features = int(np.prod(sample_shape))
+    layers, width = [], features
+    for size in hidden:
+        layers += [Linear(width, size), ReLU()]
+        width = size
+    layers.append(Linear(width, classes))
+    return Sequential(*layers), (features,)
+
+
+def fit_to(X, shape, what):
+    """``X`` reshaped to samples of ``shape`` (an MLP's flat vectors), or a clear error."""
+    if int(np.prod(X.shape[1:])) != int(np.prod(shape)):
+        raise ValueError(f"{what}: samples of shape {X.shape[1:]} do not fit the model's input "
+                         f"{tuple(shape)}")
+    return X.reshape(len(X), *shape)
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported when a plot is drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history, path):
+    from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
+    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for axes, key, title in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy")):
+        axes.plot(history["epoch"], history[f"train_{key}"], marker="o", label="train")
+        if any(value is not None for value in history[f"val_{key}"]):
+            axes.plot(history["epoch"], history[f"val_{key}"], marker="o", label="validation")
+        axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_title(title)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def plot_confusion(confusion, accuracy, path):
+    plt = pyplot()
+    classes = len(confusion)
+    figure, axes = plt.subplots(figsize=(5.5, 5))
+    axes.imshow(confusion, cmap="Blues")
+    for true in range(classes):
+        for guess in range(classes):
+            color = "white" if confusion[true, guess] > confusion.max() / 2 else "black"
+            axes.text(guess, true, str(confusion[true, guess]), ha="center", va="center", color=color,
+                      fontsize=8)
+    axes.set_xticks(range(classes))
+    axes.set_yticks(range(classes))
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(f"test confusion (accuracy {accuracy:.2%})")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def command_train(args):
+    started = time.perf_counter()
+    (X, y), (X_test, y_test), note = load_data(args.data)
+    (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
+    classes = int(max(y.max(), y_test.max())) + 1
+    out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    if args.resume and not os.path.exists(checkpoint):
+        raise FileNotFoundError(f"--resume: no checkpoint to resume from at {checkpoint}")
+    os.makedirs(out, exist_ok=True)
+
+    manual_seed(args.seed)
+    model, input_shape = build_model(args.model, X.shape[1:], args.hidden, classes)
+    X_train, X_val, X_test = (fit_to(a, input_shape, "--data") for a in (X_train, X_val, X_test))
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
+    parameters = sum(p.size for p in flatten(model.getParameters()))
+    print(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
+          f"{classes} classes")
+    print(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
+          f"{args.epochs} epochs, seed {args.seed}")
+
+    history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
+                  epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
+                  resume=args.resume, progress=args.progress)
+    test = evaluate(model, X_test, y_test)
+    seconds = time.perf_counter() - started
+
+    save(model, os.path.join(out, "model.npz"), input_shape=input_shape)
+    record = {"data": args.data, "model": args.model, "hidden": args.hidden, "optimizer": args.optimizer,
+              "lr": lr, "batch_size": args.batch_size, "epochs": args.epochs, "seed": args.seed,
+              "architecture": architecture(model), "history": history,
+              "test": {"loss": test.loss, "accuracy": test.accuracy, "confusion": test.confusion.tolist()},
+              "seconds": seconds}
+    with open(os.path.join(out, "history.json"), "w") as file:
+        json.dump(record, file, indent=1)
+    if history["epoch"]:
+        plot_curves(history, os.path.join(out, "curves.png"))
+    plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
+    print(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
+          f"({seconds:.1f} s)")
+    print(f"wrote {out}/: model.npz checkpoint.npz history.json curves.png confusion.png")
+    return 0
+
+
+def command_evaluate(args):
+    model, meta = load_with_metadata(args.model)
+    _, (X, y), note = load_data(args.data)
+    if meta.get("input_shape") is not None:
+        X = fit_to(X, meta["input_shape"], f"--data {args.data}")
+    result = evaluate(model, X, y)
+    print(f"{args.model} on {note}, {len(y)} test samples")
+    print(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
+    print("confusion (rows: true class, columns: predicted):")
+    width = len(str(result.confusion.max()))
+    for true, row in enumerate(result.confusion):
+        print(f"  {true:>3} | " + " ".join(f"{count:>{width}}" for count in row))
+    return 0
+
+
+def summary_rows(module, x, depth=0):
+    """``(indented name, output shape or None, parameter count)`` per layer, feeding ``x`` through."""
+    if isinstance(module, Sequential):
+        rows = [("  " * depth + "Sequential", None, None)]
+        for child in module.modules:
+            child_rows, x = summary_rows(child, x, depth + 1)
+            rows += child_rows
+        return rows, x
+    x = module.forward(x) if x is not None else None
+    count = sum(p.size for p in module.getParameters())
+    return [("  " * depth + repr(module), None if x is None else x.shape[1:], count)], x
+
+
+def command_summary(args):
+    model, meta = load_with_metadata(args.model)
+    model.evaluate()
+    shape = meta.get("input_shape")
+    x = np.zeros((1, *shape), dtype=flatten(model.getParameters())[0].dtype) if shape is not None else None
+    rows, _ = summary_rows(model, x)
+    name_width = max(len(name) for name, _, _ in rows)
+    print(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
+    print(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
+    for name, output, count in rows:
+        output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
+        print(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
+    total = sum(p.size for p in flatten(model.getParameters()))
+    print(f"total: {total:,} parameters")
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "summary": command_summary}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        print(f"numtorch {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"numtorch {args.command}: interrupted", file=sys.stderr)
+        return 130

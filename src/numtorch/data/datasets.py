@@ -1,0 +1,136 @@
+"""Datasets as NumPy arrays: MNIST-style IDX folders, scikit-learn's digits, a user's .npz.
+
+Every loader returns images as float32 in [0, 1] with shape (N, 1, H, W)
+(channels first, as the conv layers take them; an MLP flattens them) and
+labels as int64 (N,).
+"""
+
+import os
+
+import numpy as np
+
+from numtorch.data.idx import read_idx
+from numtorch.io import read_npz
+
+MNIST_PREFIXES = {"train": "train", "test": "t10k"}
+MNIST_SUFFIXES = ("-{kind}-idx{rank}-ubyte.gz", "-{kind}-idx{rank}-ubyte",
+                  "-{kind}.idx{rank}-ubyte.gz", "-{kind}.idx{rank}-ubyte")
+
+
+def find_mnist_file(directory, split, kind, rank):
+    """The path of ``train-images-idx3-ubyte[.gz]`` and its spellings, or None."""
+    for suffix in MNIST_SUFFIXES:
+        path = os.path.join(directory, MNIST_PREFIXES[split] + suffix.format(kind=kind, rank=rank))
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def mnist_splits(directory):
+    """The splits (``"train"``, ``"test"``) whose image and label files are in ``directory``."""
+    return [split for split in MNIST_PREFIXES
+            if find_mnist_file(directory, split, "images", 3)
+            and find_mnist_file(directory, split, "labels", 1)]
+
+
+def load_mnist(directory, split="train"):
+    """Load one split of MNIST or Fashion-MNIST (the same file names) from ``directory``.
+
+    ``split="train"`` reads ``train-images-idx3-ubyte[.gz]`` and
+    ``train-labels-idx1-ubyte[.gz]``; ``split="test"`` the ``t10k-`` files.
+    Returns ``X`` float32 (N, 1, rows, cols) in [0, 1] and ``y`` int64 (N,).
+    """
+    if split not in MNIST_PREFIXES:
+        raise ValueError(f"load_mnist: expected split 'train' or 'test', got {split!r}")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"load_mnist: {directory} is not a directory")
+    paths = {}
+    for kind, rank in (("images", 3), ("labels", 1)):
+        paths[kind] = find_mnist_file(directory, split, kind, rank)
+        if paths[kind] is None:
+            raise FileNotFoundError(
+                f"load_mnist: no {MNIST_PREFIXES[split]}-{kind}-idx{rank}-ubyte[.gz] in {directory}"
+            )
+    images, labels = read_idx(paths["images"]), read_idx(paths["labels"])
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"{paths['images']}: expected uint8 images (N, rows, cols), "
+                         f"got {images.dtype} of shape {images.shape}")
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise ValueError(f"{paths['labels']}: expected uint8 labels (N,), "
+                         f"got {labels.dtype} of shape {labels.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{directory}: {len(images)} images but {len(labels)} labels")
+    if len(labels) and labels.max() > 9:
+        raise ValueError(f"{paths['labels']}: expected labels 0..9, got {labels.max()}")
+    X = (images.astype(np.float32) / 255.0)[:, None, :, :]
+    return X, labels.astype(np.int64)
+
+
+def train_test_split(X, y, test_fraction=0.2, seed=0):
+    """Shuffle with ``seed`` and split: ``(X_train, y_train), (X_test, y_test)``.
+
+    The test part has ``round(test_fraction * N)`` samples, at least one of each part.
+    """
+    n = check_pair("train_test_split", X, y)
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"train_test_split: expected test_fraction in (0, 1), got {test_fraction}")
+    n_test = int(round(test_fraction * n))
+    if n_test < 1 or n_test > n - 1:
+        raise ValueError(f"train_test_split: {n} samples cannot be split with test_fraction {test_fraction}")
+    order = np.random.default_rng(seed).permutation(n)
+    test, train = order[:n_test], order[n_test:]
+    return (X[train], y[train]), (X[test], y[test])
+
+
+def load_digits(test_fraction=0.2, seed=0):
+    """scikit-learn's bundled 8x8 digits (1,797 images, 10 classes), split with ``seed``.
+
+    Returns ``(X_train, y_train), (X_test, y_test)``; images float32
+    (N, 1, 8, 8) in [0, 1] (the 0..16 pixel values divided by 16).
+    Needs scikit-learn (``pip install numtorch[train]``).
+    """
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError:
+        raise ImportError("load_digits needs scikit-learn: pip install 'numtorch[train]'") from None
+    digits = sklearn_digits()
+    X = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
+    return train_test_split(X, digits.target.astype(np.int64), test_fraction, seed)
+
+
+def check_pair(owner, X, y):
+    """Validate samples ``X`` (N, ...) float and labels ``y`` (N,) integer; return N."""
+    if not isinstance(X, np.ndarray) or X.dtype.kind != "f" or X.ndim < 2:
+        raise TypeError(f"{owner}: expected X as a float array (N, ...), got "
+                         f"{getattr(X, 'dtype', type(X).__name__)} of shape {getattr(X, 'shape', '?')}")
+    if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu" or y.ndim != 1:
+        raise TypeError(f"{owner}: expected y as integer labels (N,), got "
+                         f"{getattr(y, 'dtype', type(y).__name__)} of shape {getattr(y, 'shape', '?')}")
+    if len(X) != len(y):
+        raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y)} labels")
+    if len(y) == 0:
+        raise ValueError(f"{owner}: no samples")
+    if y.min() < 0:
+        raise ValueError(f"{owner}: expected non-negative labels, got {y.min()}")
+    return len(y)
+
+
+def load_npz(path):
+    """A user's dataset: an ``.npz`` with arrays ``X`` (N, ...) and ``y`` (N,) integer labels.
+
+    Opened with ``allow_pickle=False``. ``X`` is converted to float32 as
+    stored (uint8 pixels are not rescaled); returns ``(X, y)`` with ``y`` int64.
+    """
+    arrays = read_npz(path)
+    missing = {"X", "y"} - set(arrays)
+    if missing:
+        raise ValueError(f"{path}: expected arrays 'X' and 'y', missing {sorted(missing)} "
+                         f"(found {sorted(arrays)})")
+    X, y = arrays["X"], arrays["y"]
+    if X.dtype.kind not in "iuf":
+        raise ValueError(f"{path}: expected numeric X, got {X.dtype}")
+    X = X.astype(np.float32)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{path}: X holds NaN or infinite values")
+    check_pair(path, X, y)
+    return X, y.astype(np.int64)

@@ -1,0 +1,347 @@
+"""Save and load models and training checkpoints as one ``.npz`` file, without pickle.
+
+A model file holds two kinds of entries:
+
+- ``__numtorch__``: JSON text — the format version, the architecture (each
+  module's class name and the constructor arguments it was built with, which
+  ``Module.__new__`` records; containers list their children) and optional
+  metadata such as the input shape;
+- ``model/<path>.<name>``: every parameter and buffer, e.g. ``model/0.W`` for
+  the weight of a Sequential's first child.
+
+``load`` opens the file with ``allow_pickle=False`` and rebuilds the modules
+from class names it looks up among the Module subclasses already imported, so
+opening a file runs no code from it. Writes go to a temporary file in the
+target's directory, renamed over the target only once complete.
+
+A checkpoint adds the optimizer's state (``optimizer/<buffer>/<i>`` arrays,
+its hyper-parameters and step in the JSON), the epoch, numtorch's RNG state
+and any other JSON-able state (the batch iterator's generator, the history),
+so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+import inspect
+import json
+import os
+import secrets
+import zipfile
+
+import numpy as np
+
+from numtorch.module import Module
+from numtorch.random import get_rng_state, set_rng_state
+
+FORMAT = "numtorch"
+VERSION = 1
+HEADER = "__numtorch__"
+
+
+def is_container(module):
+    """A module whose constructor takes only ``*modules`` and keeps them in ``.modules`` (Sequential)."""
+    parameters = list(inspect.signature(type(module)).parameters.values())
+    return (isinstance(getattr(module, "modules", None), list) and len(parameters) == 1
+            and parameters[0].kind is inspect.Parameter.VAR_POSITIONAL)
+
+
+def encode(owner, name, value):
+    """A constructor argument as JSON; modules become nested architecture specs."""
+    if isinstance(value, Module):
+        return {"__module__": architecture(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        items = [encode(owner, name, item) for item in value]
+        return {"__tuple__": items} if isinstance(value, tuple) else items
+    raise TypeError(f"save: cannot store argument {name!r} of {owner!r}: a {type(value).__name__} "
+                    "(arguments must be numbers, strings, booleans, None, lists, tuples or modules)")
+
+
+def decode(value, classes):
+    if isinstance(value, list):
+        return [decode(item, classes) for item in value]
+    if isinstance(value, dict):
+        if "__module__" in value:
+            return build(value["__module__"], classes)
+        if "__tuple__" in value:
+            return tuple(decode(item, classes) for item in value["__tuple__"])
+        raise ValueError(f"load: unexpected argument encoding {sorted(value)}")
+    return value
+
+
+def architecture(module):
+    """``{"class": name, "args": {argument: value}}`` or, for containers, ``{"class", "children"}``."""
+    name = type(module).__name__
+    if is_container(module):
+        return {"class": name, "children": [architecture(child) for child in module.modules]}
+    args, kwargs = getattr(module, "_init_args", ((), {}))
+    try:
+        bound = inspect.signature(type(module)).bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"save: the recorded arguments of {module!r} do not fit its constructor "
+                        f"({error})") from None
+    return {"class": name,
+            "args": {key: encode(module, key, value) for key, value in bound.arguments.items()}}
+
+
+def children(module):
+    """The sub-modules whose arrays are saved with ``module``, in a fixed order."""
+    if is_container(module):
+        return list(module.modules)
+    args, kwargs = getattr(module, "_init_args", ((), {}))
+    found = []
+
+    def collect(value):
+        if isinstance(value, Module):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                collect(item)
+
+    collect(list(args) + list(kwargs.values()))
+    return found
+
+
+def named_arrays(module, prefix=""):
+    """``(key, owner, attribute)`` for every parameter and buffer, depth first."""
+    for name in (*module._parameters, *module._buffers):
+        yield prefix + name, module, name
+    for i, child in enumerate(children(module)):
+        yield from named_arrays(child, f"{prefix}{i}.")
+
+
+def module_classes():
+    """Every imported Module subclass by name; numtorch's own win over a user's of the same name."""
+    import numtorch  # noqa: F401  (registers the library's layers)
+
+    classes, pending = {}, [Module]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        previous = classes.get(cls.__name__)
+        if previous is None or (cls.__module__.startswith("numtorch.")
+                                and not previous.__module__.startswith("numtorch.")):
+            classes[cls.__name__] = cls
+    return classes
+
+
+def build(spec, classes):
+    """A fresh module from an architecture spec."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str):
+        raise ValueError(f"load: malformed architecture entry {spec!r}")
+    cls = classes.get(spec["class"])
+    if cls is None:
+        raise ValueError(f"load: unknown layer {spec['class']!r} (not a numtorch module; "
+                         "import the module that defines it before loading)")
+    if "children" in spec:
+        return cls(*(build(child, classes) for child in spec["children"]))
+    signature = inspect.signature(cls)
+    args, kwargs = [], {}
+    for name, value in spec.get("args", {}).items():
+        if name not in signature.parameters:
+            raise ValueError(f"load: {spec['class']} takes no argument {name!r}")
+        value = decode(value, classes)
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            args.extend(value)
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            kwargs.update(value)
+        elif kind is inspect.Parameter.KEYWORD_ONLY:
+            kwargs[name] = value
+        else:
+            args.append(value)
+    return cls(*args, **kwargs)
+
+
+def atomic_savez(path, arrays):
+    """``np.savez`` to a temporary file next to ``path``, then rename it over ``path``.
+
+    A crash or error mid-write leaves any previous file at ``path`` intact.
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def model_arrays(model):
+    arrays = {}
+    for key, owner, name in named_arrays(model):
+        value = getattr(owner, name)
+        if value is not None:
+            arrays["model/" + key] = value
+    return arrays
+
+
+def header(kind, model, **extra):
+    return {"format": FORMAT, "version": VERSION, "kind": kind, "architecture": architecture(model), **extra}
+
+
+def save(model, path, input_shape=None):
+    """Write ``model`` (architecture, parameters, buffers) to ``path`` as one ``.npz``.
+
+    ``input_shape``: the shape of one sample (e.g. ``(64,)``), kept so
+    ``summary`` can show output shapes and tools can reshape data to fit.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"save: expected a numtorch Module, got {type(model).__name__}")
+    meta = header("model", model, input_shape=None if input_shape is None else list(input_shape))
+    atomic_savez(path, {HEADER: np.array(json.dumps(meta)), **model_arrays(model)})
+
+
+def read_npz(path):
+    """Every array of the ``.npz`` at ``path`` (``allow_pickle=False``), or a clear ValueError."""
+    path = os.fspath(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with archive:
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: not a readable .npz file, truncated or corrupt ({error})") from None
+
+
+def read(path):
+    """The JSON header and arrays of a numtorch file, with clear errors for anything else."""
+    path = os.fspath(path)
+    arrays = read_npz(path)
+    if HEADER not in arrays:
+        raise ValueError(f"{path}: not a numtorch file (no {HEADER} entry)")
+    try:
+        meta = json.loads(str(arrays.pop(HEADER)))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: corrupt numtorch header ({error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a numtorch file")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{path}: numtorch file version {meta.get('version')}, "
+                         f"this numtorch reads version {VERSION}")
+    return meta, arrays
+
+
+def describe_architecture(spec):
+    if "children" in spec:
+        return f"{spec['class']}({', '.join(describe_architecture(child) for child in spec['children'])})"
+    return spec["class"]
+
+
+def assign(model, arrays, path):
+    """Copy the ``model/...`` arrays into ``model``'s parameters and buffers, checking every one."""
+    expected = {"model/" + key: (owner, name) for key, owner, name in named_arrays(model)
+                if getattr(owner, name) is not None}
+    stored = {key for key in arrays if key.startswith("model/")}
+    if stored != set(expected):
+        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
+        raise ValueError(f"{path}: the file's arrays do not fit {describe_architecture(architecture(model))}"
+                         f" (missing {missing}, unexpected {extra})")
+    for key, (owner, name) in expected.items():
+        target, value = getattr(owner, name), arrays[key]
+        if value.shape != target.shape:
+            raise ValueError(f"{path}: {key[6:]} of {owner!r} has shape {value.shape} in the file, "
+                             f"the model expects {target.shape}")
+        if value.dtype != target.dtype:
+            raise ValueError(f"{path}: {key[6:]} of {owner!r} is {value.dtype} in the file, "
+                             f"the model holds {target.dtype}")
+        target[...] = value
+
+
+def rebuild(meta, arrays, path):
+    classes = module_classes()
+    state = get_rng_state()
+    try:
+        model = build(meta["architecture"], classes)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: cannot rebuild the model: {error}") from None
+    finally:
+        set_rng_state(state)
+    dtypes = {value.dtype for key, value in arrays.items() if key.startswith("model/")}
+    if dtypes == {np.dtype(np.float64)}:
+        model.astype(np.float64)
+    assign(model, arrays, path)
+    return model
+
+
+def load(path):
+    """Rebuild the module saved by ``save`` (or stored in a checkpoint) at ``path``."""
+    model, _ = load_with_metadata(path)
+    return model
+
+
+def load_with_metadata(path):
+    """``(model, meta)``: the module and the file's JSON header (``input_shape``, ...)."""
+    meta, arrays = read(path)
+    return rebuild(meta, arrays, os.fspath(path)), meta
+
+
+def check_same_architecture(model, meta, path):
+    ours, theirs = architecture(model), meta["architecture"]
+    if ours != theirs:
+        raise ValueError(f"{path}: the file holds {describe_architecture(theirs)}, "
+                         f"not this model's {describe_architecture(ours)} (or other constructor arguments)")
+
+
+def load_weights(model, path):
+    """Copy the parameters and buffers saved at ``path`` into ``model``, which must match the file."""
+    meta, arrays = read(path)
+    check_same_architecture(model, meta, os.fspath(path))
+    assign(model, arrays, os.fspath(path))
+    return model
+
+
+def save_checkpoint(path, model, optimizer, epoch, **state):
+    """Write model, optimizer state, ``epoch``, numtorch's RNG state and ``state`` (JSON-able).
+
+    ``state`` holds whatever else a run needs to continue exactly: the batch
+    iterator's ``state_dict()``, a schedule's, the history so far.
+    """
+    optimizer_state = optimizer.state_dict()
+    buffers = optimizer_state.pop("buffers")
+    arrays = {HEADER: None, **model_arrays(model)}
+    for name, values in buffers.items():
+        for i, array in enumerate(values):
+            arrays[f"optimizer/{name}/{i}"] = array
+    meta = header("checkpoint", model, epoch=int(epoch), rng=get_rng_state(), optimizer=optimizer_state,
+                  optimizer_buffers={name: len(values) for name, values in buffers.items()}, state=state)
+    try:
+        arrays[HEADER] = np.array(json.dumps(meta))
+    except TypeError as error:
+        raise TypeError(f"save_checkpoint: state must be JSON-serializable ({error})") from None
+    atomic_savez(path, arrays)
+
+
+def load_checkpoint(path, model, optimizer):
+    """Restore ``model``'s weights, ``optimizer``'s state and the RNG from a checkpoint.
+
+    Returns ``(epoch, state)``: the epoch the checkpoint was written after and the
+    extra state given to ``save_checkpoint``.
+    """
+    path = os.fspath(path)
+    meta, arrays = read(path)
+    if meta.get("kind") != "checkpoint":
+        raise ValueError(f"{path}: a saved model, not a checkpoint")
+    check_same_architecture(model, meta, path)
+    assign(model, arrays, path)
+    optimizer_state = dict(meta["optimizer"])
+    try:
+        optimizer_state["buffers"] = {
+            name: [arrays[f"optimizer/{name}/{i}"] for i in range(count)]
+            for name, count in meta["optimizer_buffers"].items()
+        }
+    except KeyError as error:
+        raise ValueError(f"{path}: optimizer array {error} missing from the checkpoint") from None
+    optimizer.load_state_dict(optimizer_state)
+    set_rng_state(meta["rng"])
+    return meta["epoch"], meta["state"]

@@ -1,0 +1,159 @@
+"""The training loop: ``fit`` with progress bars and checkpoints, ``evaluate`` with a confusion matrix.
+
+One step is Torch7's: ``zeroGradParameters`` -> forward -> criterion ->
+backward -> ``optimizer.step()``. ``fit`` puts the model in training mode
+for each epoch's updates and in evaluation mode while it measures the
+validation set. Progress bars need tqdm (``pip install 'numtorch[train]'``).
+"""
+
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from numtorch.criterions import CrossEntropyCriterion
+from numtorch.data.datasets import check_pair
+from numtorch.data.loader import Batches
+from numtorch.io import load_checkpoint, save_checkpoint
+from numtorch.module import Criterion, Module
+from numtorch.optim import LRScheduler, Optimizer, clip_grad_norm
+
+Evaluation = namedtuple("Evaluation", ["loss", "accuracy", "confusion"])
+Evaluation.__doc__ = "``loss`` (mean over samples), ``accuracy`` in [0, 1], ``confusion[true, predicted]``."
+
+HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def evaluate(model, X, y, criterion=None, batch_size=1000):
+    """Loss, accuracy and confusion matrix of a classifier on ``(X, y)``, in evaluation mode.
+
+    ``criterion`` defaults to ``CrossEntropyCriterion`` (for a model that ends in
+    raw scores or LogSoftMax). The loss is the mean over all samples; the
+    prediction is the arg-max output; ``confusion`` is (C, C), C the number of
+    outputs. The model's mode is restored afterwards.
+    Returns an ``Evaluation(loss, accuracy, confusion)``.
+    """
+    n = check_pair("evaluate", X, y)
+    criterion = CrossEntropyCriterion() if criterion is None else criterion
+    was_training = model.training
+    model.evaluate()
+    try:
+        total, outputs = 0.0, []
+        for start in range(0, n, batch_size):
+            output = model.forward(X[start:start + batch_size])
+            total += criterion.forward(output, y[start:start + batch_size]) * len(output)
+            outputs.append(output.argmax(axis=1))
+    finally:
+        if was_training:
+            model.train()
+    predicted = np.concatenate(outputs)
+    classes = max(int(y.max()) + 1, output.shape[1])
+    confusion = np.bincount(y * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+    return Evaluation(total / n, float(np.mean(predicted == y)), confusion)
+
+
+def progress_bar(total, desc, enabled):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError("progress bars need tqdm: pip install 'numtorch[train]' "
+                          "(or pass progress=False)") from None
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True)
+
+
+def check_fit_arguments(model, criterion, optimizer, scheduler, epochs):
+    if not isinstance(model, Module):
+        raise TypeError(f"fit: expected model as a numtorch Module, got {type(model).__name__}")
+    if not isinstance(criterion, Criterion):
+        raise TypeError(f"fit: expected criterion as a numtorch Criterion, got {type(criterion).__name__}")
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"fit: expected optimizer as a numtorch Optimizer, got {type(optimizer).__name__}")
+    if optimizer.model is not model:
+        raise ValueError("fit: the optimizer is bound to another model")
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        raise TypeError(f"fit: expected scheduler as a numtorch LRScheduler, got {type(scheduler).__name__}")
+    if scheduler is not None and scheduler.optimizer is not optimizer:
+        raise ValueError("fit: the scheduler drives another optimizer")
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"fit: expected epochs as an int >= 0, got {epochs!r}")
+
+
+def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
+    """One pass of updates; returns the mean training loss and accuracy of the pass."""
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for xb, yb in batches:
+        optimizer.zero_grad()
+        output = model.forward(xb)
+        loss = criterion.forward(output, yb)
+        model.backward(xb, criterion.backward(output, yb))
+        if clip_norm is not None:
+            clip_grad_norm(model, clip_norm)
+        optimizer.step()
+        total_loss += loss * len(yb)
+        correct += int(np.sum(output.argmax(axis=1) == yb))
+        seen += len(yb)
+        if bar is not None:
+            bar.update()
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
+    return total_loss / seen, correct / seen
+
+
+def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, seed=0, scheduler=None,
+        clip_norm=None, checkpoint=None, resume=False, progress=True):
+    """Train ``model`` on ``train = (X, y)`` for ``epochs`` epochs of shuffled mini-batches.
+
+    Each epoch draws a new order from a generator seeded with ``seed``; after
+    it, ``val = (X, y)`` (if given) is measured in evaluation mode and
+    ``scheduler.step()`` runs. ``clip_norm`` clips the gradient norm of every step.
+    ``checkpoint``: a path written after every epoch (model, optimizer, RNG,
+    batch order, schedule, history); with ``resume=True`` and that file
+    present, training continues after the epoch it holds, ending with the same
+    weights an uninterrupted run would. ``progress``: tqdm bars with the running
+    loss and accuracy, one line left per epoch.
+
+    Returns the history: a dict of lists ``epoch``, ``lr``, ``train_loss``,
+    ``train_accuracy``, ``val_loss``, ``val_accuracy`` (``None`` without ``val``).
+    """
+    check_fit_arguments(model, criterion, optimizer, scheduler, epochs)
+    X, y = train
+    batches = Batches(X, y, batch_size, shuffle=True, seed=seed)
+    if val is not None:
+        check_pair("fit: val", *val)
+    if resume and checkpoint is None:
+        raise ValueError("fit: resume=True needs the checkpoint path to resume from")
+    history = {key: [] for key in HISTORY_KEYS}
+    first = 1
+    if resume and os.path.exists(checkpoint):
+        done, state = load_checkpoint(checkpoint, model, optimizer)
+        batches.load_state_dict(state["batches"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        history = state["history"]
+        first = done + 1
+    for epoch in range(first, epochs + 1):
+        lr = optimizer.lr
+        bar = progress_bar(len(batches), f"epoch {epoch}/{epochs}", progress)
+        try:
+            train_loss, train_accuracy = train_epoch(model, criterion, optimizer, batches, clip_norm, bar)
+            val_loss = val_accuracy = None
+            if val is not None:
+                val_loss, val_accuracy = evaluate(model, *val, criterion=criterion)[:2]
+            if bar is not None:
+                summary = dict(loss=f"{train_loss:.4f}", acc=f"{train_accuracy:.4f}")
+                if val is not None:
+                    summary.update(val_loss=f"{val_loss:.4f}", val_acc=f"{val_accuracy:.4f}")
+                bar.set_postfix(summary)
+        finally:
+            if bar is not None:
+                bar.close()
+        if scheduler is not None:
+            scheduler.step()
+        for key, value in zip(HISTORY_KEYS, (epoch, lr, train_loss, train_accuracy, val_loss, val_accuracy)):
+            history[key].append(value)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, model, optimizer, epoch, batches=batches.state_dict(),
+                            history=history, scheduler=None if scheduler is None else scheduler.state_dict())
+    return history

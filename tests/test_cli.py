@@ -1,0 +1,153 @@
+"""The numtorch command line, end to end on small data in temporary directories."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_data import write_mnist
+
+import numtorch as nt
+from numtorch import io
+from numtorch.cli import main
+
+SRC = os.path.join(os.path.dirname(__file__), "..", "src")
+FAST = ["--epochs", "2", "--hidden", "16", "--batch-size", "128", "--lr", "0.01"]
+
+
+def run(*argv):
+    """Exit status of ``numtorch argv`` run in this process (argparse errors included)."""
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exit:
+        return exit.code
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_train_digits_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", *FAST, "--out", out) == 0
+    captured = capsys.readouterr()
+    assert "epoch 1/2" in captured.err and "val_acc=" in captured.err
+    assert "test: accuracy" in captured.out
+    for name in ("model.npz", "checkpoint.npz", "history.json", "curves.png", "confusion.png"):
+        assert (out / name).stat().st_size > 0, name
+    for name in ("curves.png", "confusion.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = json.loads((out / "history.json").read_text())
+    assert record["history"]["epoch"] == [1, 2] and record["hidden"] == [16]
+    assert record["test"]["accuracy"] > 0.5
+    assert np.asarray(record["test"]["confusion"]).sum() == 359
+
+    model, meta = io.load_with_metadata(out / "model.npz")
+    assert meta["input_shape"] == [64]
+    assert repr(model) == repr(nt.Sequential(nt.Linear(64, 16), nt.ReLU(), nt.Linear(16, 10)))
+    assert run("evaluate", out / "model.npz", "--data", "digits") == 0
+    assert f"accuracy {record['test']['accuracy']:.4f}" in capsys.readouterr().out
+    assert run("summary", out / "model.npz") == 0
+    summary = capsys.readouterr().out
+    assert "Linear(64 -> 16)" in summary and "(N, 16)" in summary and "total: 1,210 parameters" in summary
+
+
+def test_resume_equals_uninterrupted(tmp_path, capsys):
+    common = ["--epochs", "3", "--hidden", "8", "--batch-size", "200", "--optimizer", "sgd", "--lr", "0.05",
+              "--seed", "4", "--no-progress"]
+    assert run("train", *common, "--out", tmp_path / "full") == 0
+    assert run("train", *common[:1], "1", *common[2:], "--out", tmp_path / "part") == 0
+    assert run("train", *common, "--out", tmp_path / "part", "--resume") == 0
+    full, part = (io.read(tmp_path / name / "model.npz")[1] for name in ("full", "part"))
+    assert sorted(full) == sorted(part)
+    for key in full:
+        np.testing.assert_array_equal(full[key], part[key])
+    histories = [json.loads((tmp_path / name / "history.json").read_text())["history"]
+                 for name in ("full", "part")]
+    assert histories[0] == histories[1] and histories[0]["epoch"] == [1, 2, 3]
+
+    assert run("train", *common, "--hidden", "9", "--out", tmp_path / "part", "--resume") == 1
+    assert "the file holds Sequential(Linear, ReLU, Linear), not this model's" in one_error_line(capsys)
+    assert run("train", "--resume", "--out", tmp_path / "empty") == 1
+    assert "no checkpoint to resume from" in one_error_line(capsys)
+
+
+def test_mnist_folders_and_npz_data(tmp_path, capsys, monkeypatch):
+    only_test = tmp_path / "t10k"
+    only_test.mkdir()
+    write_mnist(only_test, "test", n=30)
+    assert run("train", *FAST, "--data", f"mnist:{only_test}", "--out", tmp_path / "a", "--no-progress") == 0
+    assert "only the test split, first 24 images to train, last 6 to test" in capsys.readouterr().out
+    both = tmp_path / "both"
+    both.mkdir()
+    write_mnist(both, "train", n=20, rows=6, cols=5)
+    write_mnist(both, "test", n=10, rows=6, cols=5, seed=1)
+    assert run("train", *FAST, "--data", f"mnist:{both}", "--out", tmp_path / "b", "--no-progress") == 0
+    assert "18 train, 2 validation, 10 test samples" in capsys.readouterr().out
+    assert io.load_with_metadata(tmp_path / "b" / "model.npz")[1]["input_shape"] == [30]
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", X=rng.standard_normal((50, 3)), y=rng.integers(0, 3, 50))
+    monkeypatch.chdir(tmp_path)
+    assert run("train", *FAST, "--data", "mine.npz", "--no-progress") == 0
+    assert (tmp_path / "runs" / "mine-mlp" / "model.npz").exists()
+    assert run("summary", tmp_path / "runs" / "mine-mlp" / "model.npz") == 0
+    assert "input (N, 3)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message,status", [
+    ([], "the following arguments are required: COMMAND", 2),
+    (["fly"], "invalid choice: 'fly'", 2),
+    (["train", "--epochs", "-1"], "argument --epochs: expected an integer >= 0, got '-1'", 2),
+    (["train", "--lr", "0"], "argument --lr: expected a positive number, got '0'", 2),
+    (["train", "--hidden", "64,x"], "argument --hidden: expected sizes like 256,128", 2),
+    (["train", "--model", "rnn"], "argument --model: invalid choice: 'rnn'", 2),
+    (["train", "--data", "imagenet"], "--data: expected digits, mnist:DIR or PATH.npz, got 'imagenet'", 1),
+    (["train", "--data", "mnist:{tmp}/nowhere"], "is not a directory", 1),
+    (["train", "--data", "mnist:{tmp}"], "no MNIST IDX files", 1),
+    (["train", "--data", "{tmp}/absent.npz"], "absent.npz: no such file", 1),
+    (["train", "--data", "{tmp}/junk.npz"], "not a readable .npz file", 1),
+    (["evaluate", "{tmp}/absent.npz"], "absent.npz: no such file", 1),
+    (["summary", "{tmp}/junk.npz"], "not a readable .npz file", 1),
+    (["evaluate", "{tmp}/wide.npz"], "samples of shape (1, 8, 8) do not fit the model's input (3,)", 1),
+])
+def test_bad_invocations_print_one_line(tmp_path, capsys, argv, message, status):
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    io.save(nt.Linear(3, 2), tmp_path / "wide.npz", input_shape=(3,))
+    assert run(*(a.format(tmp=tmp_path) for a in argv)) == status
+    line = one_error_line(capsys)
+    assert line.startswith("numtorch") and message in line, line
+
+
+def test_summary_without_input_shape(tmp_path, capsys):
+    io.save(nt.Sequential(nt.Linear(3, 2), nt.Tanh()), tmp_path / "m.npz")
+    assert run("summary", tmp_path / "m.npz") == 0
+    out = capsys.readouterr().out
+    assert "shape unknown" in out and "Linear(3 -> 2)" in out and "total: 8 parameters" in out
+
+
+def python(*code_or_args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC))
+    return subprocess.run([sys.executable, *code_or_args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=300)
+
+
+def test_python_m_numtorch_exit_status_and_stderr(tmp_path):
+    result = python("-m", "numtorch", "train", "--data", str(tmp_path / "none.npz"), cwd=tmp_path)
+    assert result.returncode == 1
+    expected = f"numtorch train: error: {tmp_path / 'none.npz'}: no such file"
+    assert result.stderr.strip().splitlines() == [expected]
+    assert python("-m", "numtorch", "--help").returncode == 0
+
+
+def test_core_import_needs_no_extras():
+    code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli; "
+            "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'torch') if m in sys.modules))")
+    result = python("-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

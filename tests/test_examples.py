@@ -1,0 +1,35 @@
+"""End to end: the example scripts train to their promised accuracy."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_digits_reaches_95_percent():
+    pytest.importorskip("sklearn")
+    lines = []
+    accuracy = load_example("train_digits").train(seed=0, log=lambda line: lines.append(str(line)))
+    assert accuracy >= 0.95
+    epochs = [line for line in lines if line.startswith("epoch")]
+    assert len(epochs) == 15
+    losses = [float(line.split("loss")[1]) for line in epochs]
+    assert losses[-1] < losses[0] / 5, "the loss did not fall"
+    assert lines[-1].startswith("test accuracy")
+
+
+def test_readme_training_example_runs_and_fits_its_batch(capsys):
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    example = readme.split("```python\n")[1].split("```")[0]
+    exec(compile(example, "README.md", "exec"), {})
+    loss, accuracy = (float(v) for v in capsys.readouterr().out.split())
+    assert loss < 0.5 and accuracy > 0.9

@@ -1,0 +1,126 @@
+"""The Module/Criterion contract beyond what the harness checks: errors, dtypes, astype."""
+
+import numpy as np
+import pytest
+
+import numtorch as nt
+from harness import set_mode
+from module_table import MODULES
+from numtorch.module import flatten
+
+
+class Double(nt.Module):
+    def updateOutput(self, input):
+        self.output = 2 * input
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = 2 * gradOutput
+        return self.gradInput
+
+
+def test_new_module_state():
+    module = Double()
+    assert module.output is None and module.gradInput is None and module.training is True
+    assert module.getParameters() == [] and module.getGradParameters() == []
+    assert repr(module) == "Double"
+
+
+def test_train_and_evaluate_set_the_flag_and_return_the_module():
+    module = Double()
+    assert module.evaluate() is module and module.training is False
+    assert module.train() is module and module.training is True
+
+
+def test_constructor_arguments_are_recorded():
+    assert nt.Linear(3, 2, bias=False)._init_args == ((3, 2), {"bias": False})
+
+
+@pytest.mark.parametrize("bad,error,message", [
+    ([[1.0, 2.0]], TypeError, r"Double: expected input as a NumPy float array, got list"),
+    (np.ones((2, 3), dtype=np.int64), TypeError, r"dtype float32 or float64, got int64 \(convert it"),
+    (np.ones((2, 3), dtype=bool), TypeError, "got bool"),
+    (np.ones((2, 3), dtype=np.float16), TypeError, "got float16"),
+    (np.zeros((0, 3), dtype=np.float32), ValueError, r"non-empty batch, got shape \(0, 3\)"),
+    (np.float32(1.0), TypeError, "got float32"),
+])
+def test_forward_rejects_what_is_not_a_float_batch(bad, error, message):
+    with pytest.raises(error, match=message):
+        Double().forward(bad)
+
+
+def test_backward_before_forward_raises():
+    with pytest.raises(ValueError, match="Double: backward called before forward"):
+        Double().backward(np.ones((2, 3)), np.ones((2, 3)))
+
+
+def test_backward_checks_gradoutput():
+    module = Double()
+    x = np.ones((2, 3), dtype=np.float32)
+    module.forward(x)
+    expected = r"Double: expected gradOutput of the output's shape \(2, 3\), got \(3, 2\)"
+    with pytest.raises(ValueError, match=expected):
+        module.backward(x, np.ones((3, 2), dtype=np.float32))
+    with pytest.raises(TypeError, match="expected gradOutput of dtype float32 or float64, got int64"):
+        module.backward(x, np.ones((2, 3), dtype=np.int64))
+
+
+def test_missing_overrides_say_which_class():
+    class Half(nt.Module):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Half does not implement updateOutput"):
+        Half().forward(np.ones((1, 1)))
+    with pytest.raises(NotImplementedError, match="Half does not implement updateGradInput"):
+        Half().updateGradInput(np.ones((1, 1)), np.ones((1, 1)))
+
+
+def test_criterion_forward_returns_a_float_and_checks_its_input():
+    criterion = nt.MSECriterion()
+    assert criterion.output is None and criterion.gradInput is None
+    loss = criterion.forward(np.ones((2, 2), np.float32), np.zeros((2, 2), np.float32))
+    assert type(loss) is float and loss == criterion.output == 2.0
+    with pytest.raises(TypeError, match="MSECriterion: expected input as a NumPy float array, got list"):
+        criterion.forward([1.0], np.zeros(1))
+    with pytest.raises(TypeError, match="MSECriterion: expected input of dtype"):
+        criterion.backward(np.ones((2, 2), np.int32), np.zeros((2, 2)))
+
+
+def test_astype_converts_parameters_gradients_and_buffers_and_returns_the_module():
+    net = nt.Sequential(nt.Linear(3, 4), nt.BatchNormalization(n_features=4), nt.ChannelwiseScaling(4))
+    arrays = flatten(net.getParameters()) + flatten(net.getGradParameters()) + flatten(net.getBuffers())
+    assert all(a.dtype == np.float32 for a in arrays)
+    assert net.astype(np.float64) is net
+    arrays = flatten(net.getParameters()) + flatten(net.getGradParameters()) + flatten(net.getBuffers())
+    assert len(arrays) == 10 and all(a.dtype == np.float64 for a in arrays)
+    assert net.astype("float32") is net
+    assert all(a.dtype == np.float32 for a in flatten(net.getParameters()))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.float16, "complex128"])
+def test_astype_rejects_non_float_types(dtype):
+    with pytest.raises(TypeError, match=r"Linear\(2 -> 2\): astype expects float32 or float64"):
+        nt.Linear(2, 2).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case,mode", [(case, mode) for case in MODULES for mode in case.modes],
+                         ids=lambda v: str(v))
+def test_outputs_keep_the_input_dtype(case, mode, dtype):
+    """float32 parameters with float64 input give float64 results, and the reverse."""
+    rng = np.random.default_rng(0)
+    nt.manual_seed(0)
+    module, x = case.build(rng, 4)
+    set_mode(module, mode)
+    x = x.astype(dtype)
+    output = module.forward(x)
+    assert output.dtype == dtype
+    grad_input = module.backward(x, np.ones_like(output))
+    assert grad_input.dtype == dtype and grad_input.shape == x.shape
+    assert all(p.dtype == np.float32 for p in flatten(module.getParameters()))
+    assert all(g.dtype == np.float32 for g in flatten(module.getGradParameters()))
+
+
+def test_flatten_nested_lists():
+    a, b, c = np.zeros(1), np.zeros(2), np.zeros(3)
+    assert [x.shape for x in flatten([[a, []], [[b]], c])] == [(1,), (2,), (3,)]

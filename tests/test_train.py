@@ -1,0 +1,186 @@
+"""numtorch.train: fit (modes, history, bars, checkpoints and resume) and evaluate."""
+
+import numpy as np
+import pytest
+
+import numtorch as nt
+from numtorch.module import Module, flatten
+from numtorch.optim import SGD, Adam, StepLR
+from numtorch.random import generator
+from numtorch.train import evaluate, fit
+
+
+class ModeSpy(Module):
+    """Identity that records the mode and batch size of every forward call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def updateOutput(self, input):
+        self.calls.append((self.training, len(input)))
+        self.output = input.copy()
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput.copy()
+        return self.gradInput
+
+
+class RandomScale(Module):
+    """Multiplies by a random factor in [0.5, 1.5) per element in training (uses numtorch's RNG)."""
+
+    def updateOutput(self, input):
+        self.scale = generator().uniform(0.5, 1.5, input.shape).astype(input.dtype) if self.training else 1
+        self.output = input * self.scale
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput * self.scale
+        return self.gradInput
+
+
+def blobs(n=120, seed=0):
+    """Three separable Gaussian blobs in 2-D."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centers = np.array([[0, 4], [4, 0], [-4, -4]], np.float32)
+    return (centers[y] + rng.standard_normal((n, 2))).astype(np.float32), y
+
+
+def make_model(seed=0, spy=None):
+    nt.manual_seed(seed)
+    layers = [nt.Linear(2, 16), RandomScale(), nt.ReLU(), nt.Linear(16, 3)]
+    return nt.Sequential(*(layers + ([spy] if spy else [])))
+
+
+def test_fit_learns_and_records_history():
+    X, y = blobs()
+    model = make_model()
+    history = fit(model, nt.CrossEntropyCriterion(), Adam(model, lr=0.02), (X, y), val=blobs(60, seed=1),
+                  epochs=6, batch_size=16, progress=False)
+    assert history["epoch"] == [1, 2, 3, 4, 5, 6]
+    assert history["lr"] == [0.02] * 6
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    assert history["val_accuracy"][-1] >= 0.95
+    result = evaluate(model, *blobs(60, seed=1))
+    assert result.accuracy == history["val_accuracy"][-1]
+    assert result.loss == pytest.approx(history["val_loss"][-1])
+
+
+def test_fit_without_val_and_zero_epochs():
+    X, y = blobs()
+    model = make_model()
+    before = [p.copy() for p in flatten(model.getParameters())]
+    history = fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.1), (X, y), epochs=0, progress=False)
+    assert history["epoch"] == []
+    assert all(np.array_equal(a, b) for a, b in zip(before, flatten(model.getParameters())))
+    history = fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.1), (X, y), epochs=2, progress=False)
+    assert history["val_loss"] == [None, None] and history["val_accuracy"] == [None, None]
+
+
+def test_modes_are_set_around_each_phase():
+    spy = ModeSpy()
+    X, y = blobs(50)
+    model = make_model(spy=spy)
+    model.evaluate()
+    fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.1), (X, y), val=blobs(30, seed=1), epochs=2,
+        batch_size=20, progress=False)
+    assert spy.calls == [(True, 20), (True, 20), (True, 10), (False, 30)] * 2
+    spy.calls.clear()
+    model.train()
+    evaluate(model, *blobs(30, seed=1))
+    assert spy.calls == [(False, 30)] and model.training and spy.training
+
+
+def test_evaluate_loss_accuracy_and_confusion():
+    model = nt.Sequential(nt.Linear(2, 4))
+    X, y = blobs(37)
+    y[:5] = 3
+    result = evaluate(model, X, y, batch_size=10)
+    scores = model.forward(X)
+    predicted = scores.argmax(axis=1)
+    assert result.loss == pytest.approx(nt.CrossEntropyCriterion().forward(scores, y), rel=1e-6)
+    assert result.accuracy == np.mean(predicted == y)
+    assert result.confusion.shape == (4, 4) and result.confusion.sum() == 37
+    for true in range(4):
+        for guess in range(4):
+            assert result.confusion[true, guess] == np.sum((y == true) & (predicted == guess))
+
+
+def train_run(tmp_path, epochs, resume, seed=0):
+    X, y = blobs()
+    model = make_model(seed)
+    optimizer = SGD(model, lr=0.05, momentum=0.9)
+    scheduler = StepLR(optimizer, step_size=2, gamma=0.5)
+    history = fit(model, nt.CrossEntropyCriterion(), optimizer, (X, y), val=blobs(40, seed=1), epochs=epochs,
+                  batch_size=16, seed=5, scheduler=scheduler, checkpoint=tmp_path / "c.npz", resume=resume,
+                  progress=False)
+    return model, history
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "run").mkdir()
+    uninterrupted, full_history = train_run(tmp_path / "full", 5, resume=False)
+    train_run(tmp_path / "run", 2, resume=False)
+    nt.manual_seed(77)
+    resumed, history = train_run(tmp_path / "run", 5, resume=True, seed=3)
+    assert history == full_history
+    assert history["lr"] == [0.05, 0.05, 0.025, 0.025, 0.0125]
+    for ours, theirs in zip(flatten(resumed.getParameters()), flatten(uninterrupted.getParameters())):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_resume_without_a_checkpoint_file_starts_fresh(tmp_path):
+    first, _ = train_run(tmp_path, 2, resume=True)
+    assert (tmp_path / "c.npz").exists()
+    (tmp_path / "c.npz").unlink()
+    second, _ = train_run(tmp_path, 2, resume=False)
+    for ours, theirs in zip(flatten(first.getParameters()), flatten(second.getParameters())):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_progress_bars_show_loss_and_accuracy(capsys):
+    X, y = blobs(40)
+    model = make_model()
+    fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.1), (X, y), val=blobs(20, seed=1), epochs=2,
+        batch_size=10)
+    err = capsys.readouterr().err
+    for text in ("epoch 1/2", "epoch 2/2", "4/4", "loss=", "acc=", "val_loss=", "val_acc="):
+        assert text in err
+
+
+def test_clip_norm_zero_freezes_the_weights():
+    X, y = blobs(40)
+    model = make_model()
+    before = [p.copy() for p in flatten(model.getParameters())]
+    fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.1), (X, y), epochs=1, clip_norm=0.0,
+        progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(before, flatten(model.getParameters())))
+
+
+def test_fit_argument_errors():
+    X, y = blobs(20)
+    model = make_model()
+    criterion = nt.CrossEntropyCriterion()
+    optimizer = SGD(model, lr=0.1)
+    cases = [
+        (dict(model="model"), TypeError, "model as a numtorch Module"),
+        (dict(criterion=nt.ReLU()), TypeError, "criterion as a numtorch Criterion"),
+        (dict(optimizer="sgd"), TypeError, "optimizer as a numtorch Optimizer"),
+        (dict(optimizer=SGD(make_model(), lr=0.1)), ValueError, "bound to another model"),
+        (dict(scheduler=StepLR(SGD(model, lr=0.1), 1)), ValueError, "drives another optimizer"),
+        (dict(scheduler="cosine"), TypeError, "numtorch LRScheduler"),
+        (dict(epochs=-1), ValueError, "epochs as an int >= 0"),
+        (dict(batch_size=0), ValueError, "batch_size >= 1"),
+        (dict(train=(X, y[:5])), ValueError, "20 samples but y has 5"),
+        (dict(val=(X, y.astype(np.float32))), TypeError, "integer labels"),
+        (dict(resume=True), ValueError, "resume=True needs the checkpoint path"),
+    ]
+    for override, error, message in cases:
+        arguments = dict(model=model, criterion=criterion, optimizer=optimizer, train=(X, y), epochs=1,
+                         progress=False)
+        arguments.update(override)
+        with pytest.raises(error, match=message):
+            fit(**arguments)
