@@ -22,6 +22,7 @@ so a resumed run ends with the same weights as an uninterrupted one.
 
 import inspect
 import json
+import math
 import os
 import secrets
 import zipfile
@@ -231,6 +232,26 @@ def save(model, path, input_shape=None):
     atomic_savez(path, {HEADER: np.array(json.dumps(meta)), **model_arrays(model)})
 
 
+def check_entries(archive):
+    """Refuse, before reading any data, an entry that is not a plain ``.npy`` holding what it declares.
+
+    A hostile header could declare terabytes to make ``np.load`` allocate them.
+    """
+    for info in archive.zip.infolist():
+        with archive.zip.open(info) as entry:
+            version = np.lib.format.read_magic(entry)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"entry {info.filename!r}: .npy format version {version}")
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(entry)
+            declared = math.prod(shape) * dtype.itemsize
+            held = info.file_size - entry.tell()
+            if declared != held:
+                raise ValueError(f"entry {info.filename!r} declares shape {shape} of {dtype} "
+                                 f"({declared} bytes) but holds {held} bytes")
+
+
 def read_npz(path):
     """Every array of the ``.npz`` at ``path`` (``allow_pickle=False``), or a clear ValueError."""
     path = os.fspath(path)
@@ -239,10 +260,13 @@ def read_npz(path):
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
         with archive:
+            check_entries(archive)
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file") from None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+    # zipfile raises NotImplementedError for an unknown compression method and
+    # RuntimeError for an entry flagged as encrypted.
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as error:
         raise ValueError(f"{path}: not a readable .npz file, truncated or corrupt ({error})") from None
 
 
@@ -254,7 +278,7 @@ def read(path):
         raise ValueError(f"{path}: not a numtorch file (no {HEADER} entry)")
     try:
         meta = json.loads(str(arrays.pop(HEADER)))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"{path}: corrupt numtorch header ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a numtorch file")
@@ -305,7 +329,9 @@ def rebuild(meta, arrays, path):
     classes = module_classes()
     state = get_rng_state()
     try:
-        model = build(meta["architecture"], classes)
+        model = build(meta.get("architecture"), classes)
+    except RecursionError:
+        raise ValueError(f"{path}: cannot rebuild the model: its architecture is nested too deeply") from None
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: cannot rebuild the model: {error}") from None
     finally:
