@@ -2,6 +2,8 @@
 
 Rows (targets from issue #5, as ratios numtorch / reference):
 MLP 784-512-256-10 training at batch 32, 128 (<= 0.9) and 512 (<= 1.0);
+CNN (two 3x3 convolutions with ReLU and 2x2 max pooling, then Linear) training
+at batch 64 (<= 1.3);
 MLP inference in evaluation mode at batch 1 and 256 (<= 0.9); the MLP
 training step at batch 128 against the time of its matrix multiplies alone
 (<= 1.2). Use the size options for a quick run (the smoke test does).
@@ -31,6 +33,10 @@ def parse_args(argv=None):
                         help="MLP hidden sizes, comma-separated (default: 512,256)")
     parser.add_argument("--train-batches", type=sizes, default=[32, 128, 512],
                         help="MLP training batch sizes (default: 32,128,512)")
+    parser.add_argument("--cnn-batch", type=int, default=64,
+                        help="CNN training batch size (default: %(default)s)")
+    parser.add_argument("--cnn-channels", type=sizes, default=[16, 32],
+                        help="channels of the two CNN convolutions (default: 16,32)")
     parser.add_argument("--infer-batches", type=sizes, default=[1, 256],
                         help="MLP inference batch sizes (default: 1,256)")
     parser.add_argument("--gemm-batch", type=int, default=128,
@@ -88,6 +94,13 @@ def run(args):
         rows.append(race_row(f"MLP train, batch {batch}", 0.9 if batch < 512 else 1.0, "PyTorch",
                              models.numtorch_train_step(model, data),
                              models.torch_train_step(torch, twin, data), args))
+    nt.manual_seed(args.seed)
+    model = models.cnn(args.cnn_channels)
+    twin = models.torch_twin(torch, model)
+    data = models.synthetic_batches(args.seed, args.cnn_batch, args.data_batches, flat=False)
+    rows.append(race_row(f"CNN train, batch {args.cnn_batch}", 1.3, "PyTorch",
+                         models.numtorch_train_step(model, data),
+                         models.torch_train_step(torch, twin, data), args))
     for batch in args.infer_batches:
         model = fresh_mlp(args)
         twin = models.torch_twin(torch, model)

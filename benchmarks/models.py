@@ -41,16 +41,42 @@ def mlp(hidden):
     return nt.Sequential(*modules)
 
 
+def cnn(channels):
+    """Conv(1 -> c1, 3x3, pad 1)-ReLU-MaxPool(2)-Conv(c1 -> c2, 3x3, pad 1)-ReLU-MaxPool(2)-Flatten-
+    Linear(c2 * 7 * 7 -> 10)-LogSoftMax (numtorch); the first layer skips the data gradient."""
+    c1, c2 = channels
+    model = nt.Sequential(
+        nt.Conv2d(IMAGE[0], c1, 3, padding=1), nt.ReLU(), nt.MaxPool2d(2),
+        nt.Conv2d(c1, c2, 3, padding=1), nt.ReLU(), nt.MaxPool2d(2),
+        nt.Flatten(), nt.Linear(c2 * (IMAGE[1] // 4) * (IMAGE[2] // 4), CLASSES), nt.LogSoftMax(),
+    )
+    model[0].needs_input_grad = False
+    return model
+
+
+def copy_parameters(torch, layer, module):
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(module.W))
+        if module.b is not None:
+            layer.bias.copy_(torch.from_numpy(module.b))
+    return layer
+
+
 def torch_twin(torch, model):
     """The PyTorch network of a numtorch Sequential, holding copies of its parameters."""
     layers = []
     for module in model:
         if isinstance(module, nt.Linear):
-            layer = torch.nn.Linear(module.n_in, module.n_out, bias=module.b is not None)
-            with torch.no_grad():
-                layer.weight.copy_(torch.from_numpy(module.W))
-                if module.b is not None:
-                    layer.bias.copy_(torch.from_numpy(module.b))
+            layer = copy_parameters(torch, torch.nn.Linear(module.n_in, module.n_out,
+                                                           bias=module.b is not None), module)
+        elif isinstance(module, nt.Conv2d):
+            layer = copy_parameters(torch, torch.nn.Conv2d(
+                module.in_channels, module.out_channels, module.kernel_size, stride=module.stride,
+                padding=module.padding, bias=module.b is not None), module)
+        elif isinstance(module, nt.MaxPool2d):
+            layer = torch.nn.MaxPool2d(module.kernel_size, module.stride, module.padding)
+        elif isinstance(module, nt.Flatten):
+            layer = torch.nn.Flatten()
         elif isinstance(module, nt.ReLU):
             layer = torch.nn.ReLU()
         elif isinstance(module, nt.LogSoftMax):
