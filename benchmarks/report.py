@@ -33,8 +33,9 @@ def environment(torch):
         "torch": torch.__version__,
         "torch_num_threads": torch.get_num_threads(),
         "blas": [
-            {key: pool.get(key) for key in ("user_api", "internal_api", "prefix", "version",
-                                            "num_threads", "threading_layer", "architecture")}
+            {"library": pool["filepath"].split("site-packages/")[-1],
+             **{key: pool.get(key) for key in ("user_api", "internal_api", "version", "num_threads",
+                                               "threading_layer", "architecture")}}
             for pool in threadpool_info()
         ],
         "thread_env": {key: value for key, value in sorted(os.environ.items())

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from numtorch._blas import add_matmul_tn, affine, axpy, matmul
+from numtorch._blas import add_matmul_tn, affine, axpy, matmul, matmul_into, matmul_tn
 
 DTYPES = [np.float32, np.float64]
 
@@ -46,6 +46,28 @@ def test_matmul(dtype, n):
         y = matmul(g, W)
         assert y.dtype == dtype and y.flags.c_contiguous
         np.testing.assert_allclose(y, g @ W, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 9])
+def test_matmul_into_writes_the_given_array(dtype, n):
+    rng = np.random.default_rng(n)
+    b = rng.standard_normal((4, 6)).astype(dtype)
+    for a in layouts(rng.standard_normal((n, 4)).astype(dtype)):
+        for out in (np.full((n, 6), np.nan, dtype), np.full((6, n), np.nan, dtype).T):
+            matmul_into(out, a, b)
+            np.testing.assert_allclose(out, a @ b, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 2, 9])
+def test_matmul_tn(dtype, k):
+    rng = np.random.default_rng(k)
+    for a, b in zip(layouts(rng.standard_normal((k, 4)).astype(dtype)),
+                    layouts(rng.standard_normal((k, 6)).astype(dtype))):
+        y = matmul_tn(a, b)
+        assert y.dtype == dtype and y.shape == (4, 6)
+        np.testing.assert_allclose(y, a.T @ b, **tolerance(dtype))
 
 
 @pytest.mark.parametrize("c_dtype,data_dtype", [(np.float32, np.float32), (np.float64, np.float64),

@@ -47,6 +47,19 @@ def matmul(a, b):
     return _GEMM[a.dtype](1.0, b.T, a.T).T
 
 
+def matmul_into(out, a, b):
+    """``out[...] = a b`` without a temporary: out (m, n), a (m, k), b (k, n)."""
+    if out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:
+        _GEMM[out.dtype](1.0, b.T, a.T, beta=0.0, c=out.T, overwrite_c=1)
+    else:
+        np.matmul(a, b, out=out)
+
+
+def matmul_tn(a, b):
+    """``a^T b`` as a new (Fortran-ordered) array: a (k, m), b (k, n), one dtype."""
+    return _GEMM[a.dtype](1.0, a.T, b.T, trans_b=1)
+
+
 def add_matmul_tn(c, g, x):
     """``c += g^T x`` in place: c (n_out, n_in), g (N, n_out), x (N, n_in).
 

@@ -4,12 +4,15 @@ Internally the layer works channels-last: the patches of the (padded) input
 are gathered through a strided view into a matrix ``cols`` of shape
 (N * Ho * Wo, kh * kw * C), so that every row reads runs of C contiguous
 values. The output array has the public NCHW shape and channels-last memory
-(the next conv or pooling layer reads it without a copy).
+(the next conv or pooling layer reads it without a copy). The products go
+through ``numtorch._blas`` (SciPy's BLAS, as Linear), so a network wakes one
+BLAS thread pool, not two.
 """
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from numtorch._blas import matmul, matmul_into, matmul_tn
 from numtorch._checks import check_pair, check_positive_int, check_shape, check_window
 from numtorch.layers.linear import matching
 from numtorch.module import Module
@@ -160,7 +163,7 @@ class Conv2d(Module):
         check_shape(self, input, (None, self.in_channels, None, None))
         check_window(self, input, self.kernel_size, self.padding)
         self._cols_of = None
-        out = self._columns(input) @ self._weight_matrix(input.dtype)
+        out = matmul(self._columns(input), self._weight_matrix(input.dtype))
         n = input.shape[0]
         out_size = output_size(input.shape[2:], self.kernel_size, self.stride, self.padding)
         self.output = out.reshape(n, *out_size, self.out_channels).transpose(0, 3, 1, 2)
@@ -175,7 +178,8 @@ class Conv2d(Module):
         # scatter below adds long runs rather than C values at a time.
         weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
         grad_cols = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
-        np.matmul(rows, weights, out=grad_cols)
+        for offset in range(kh * kw):
+            matmul_into(grad_cols[offset], rows, weights[offset])
         grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
         for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
             grad_padded[:, rows_at, cols_at, :] += grad_cols[i * kw + j].reshape(n, *out_size, c)
@@ -185,7 +189,7 @@ class Conv2d(Module):
     def accGradParameters(self, input, gradOutput):
         kh, kw = self.kernel_size
         k = kh * kw * self.in_channels
-        grad_matrix = self._columns(input).T @ self._rows(gradOutput)
+        grad_matrix = matmul_tn(self._columns(input), self._rows(gradOutput))
         self.gradW += grad_matrix[:k].reshape(kh, kw, self.in_channels, -1).transpose(3, 2, 0, 1)
         if self.b is not None:
             self.gradb += grad_matrix[k]
