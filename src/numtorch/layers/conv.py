@@ -141,8 +141,14 @@ class Conv2d(Module):
         k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
         cols = self._scratch.get("cols", (n * out_size[0] * out_size[1], k + (self.b is not None)),
                                  input.dtype)
-        np.copyto(cols[:, :k].reshape(n, *out_size, *self.kernel_size, self.in_channels),
-                  windows(padded, self.kernel_size, self.stride, out_size))
+        patches = cols[:, :k].reshape(n, *out_size, *self.kernel_size, self.in_channels)
+        if self.in_channels == 1:
+            # One channel: a copy per kernel offset runs along whole image rows,
+            # where the single strided copy would move kw values at a time.
+            for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
+                patches[:, :, :, i, j, :] = padded[:, rows_at, cols_at, :]
+        else:
+            np.copyto(patches, windows(padded, self.kernel_size, self.stride, out_size))
         if self.b is not None:
             cols[:, k] = 1
         self._cols_of = (input, cols)
@@ -175,7 +181,11 @@ class Conv2d(Module):
         # scatter below adds long runs rather than C values at a time.
         weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
         grad_cols = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
-        np.matmul(rows, weights, out=grad_cols)
+        if c == 1:
+            # The same blocks as one (kh kw, M) product instead of kh kw matrix-vector ones.
+            np.matmul(weights[:, :, 0], rows.T, out=grad_cols[:, :, 0])
+        else:
+            np.matmul(rows, weights, out=grad_cols)
         grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
         for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
             grad_padded[:, rows_at, cols_at, :] += grad_cols[i * kw + j].reshape(n, *out_size, c)
@@ -185,10 +195,10 @@ class Conv2d(Module):
     def accGradParameters(self, input, gradOutput):
         kh, kw = self.kernel_size
         k = kh * kw * self.in_channels
-        grad_matrix = self._columns(input).T @ self._rows(gradOutput)
-        self.gradW += grad_matrix[:k].reshape(kh, kw, self.in_channels, -1).transpose(3, 2, 0, 1)
+        grad_matrix = self._rows(gradOutput).T @ self._columns(input)
+        self.gradW += grad_matrix[:, :k].reshape(-1, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
         if self.b is not None:
-            self.gradb += grad_matrix[k]
+            self.gradb += grad_matrix[:, k]
 
     def __repr__(self):
         args = f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}"
