@@ -117,3 +117,23 @@ def test_backward_uses_the_input_it_is_given():
     fresh.backward(x1, g)
     np.testing.assert_allclose(conv.gradW, fresh.gradW, rtol=1e-6)
     np.testing.assert_allclose(conv.gradb, fresh.gradb, rtol=1e-6)
+
+
+def test_a_grad_output_array_refilled_in_place_is_read_again():
+    rng = np.random.default_rng(4)
+    conv = nt.Conv2d(2, 3, 3)
+    x = rng.standard_normal((2, 2, 5, 4)).astype(np.float32)
+    g1, g2 = (rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(2))
+    conv.forward(x)
+    conv.backward(x, g1)
+    first = conv.gradW.copy()
+    conv.zeroGradParameters()
+    conv.backward(x, g2)
+    second = conv.gradW.copy()
+    conv.zeroGradParameters()
+    buffer = g1.copy()
+    conv.backward(x, buffer)
+    buffer[...] = g2
+    grad_input = conv.backward(x, buffer).copy()
+    np.testing.assert_allclose(conv.gradW, first + second, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(grad_input, conv.backward(x, g2.copy()))

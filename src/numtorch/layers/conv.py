@@ -131,7 +131,7 @@ class Conv2d(Module):
         """The patch matrix (N * Ho * Wo, kh * kw * C [+ 1]) of ``input``, kept for backward.
 
         With a bias, the last column is ones: the one matrix multiply then adds
-        ``b`` in forward and yields ``gradb`` (the last row of ``cols^T g``) in backward.
+        ``b`` in forward, and ``g^T cols`` yields ``gradb`` as its last column in backward.
         """
         if self._cols_of is not None and self._cols_of[0] is input:
             return self._cols_of[1]
@@ -156,11 +156,7 @@ class Conv2d(Module):
 
     def _rows(self, gradOutput):
         """gradOutput (N, out, Ho, Wo) as rows (N * Ho * Wo, out) in the order of ``cols``."""
-        if self._rows_of is not None and self._rows_of[0] is gradOutput:
-            return self._rows_of[1]
-        rows = channels_last(gradOutput).reshape(-1, self.out_channels)
-        self._rows_of = (gradOutput, rows)
-        return rows
+        return channels_last(gradOutput).reshape(-1, self.out_channels)
 
     def updateOutput(self, input):
         check_shape(self, input, (None, self.in_channels, None, None))
@@ -177,6 +173,9 @@ class Conv2d(Module):
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         out_size = gradOutput.shape[2:]
         rows = self._rows(gradOutput)
+        # accGradParameters, called next by backward, reuses these rows (a copy
+        # where gradOutput is not channels-last in memory) once.
+        self._rows_of = (gradOutput, rows)
         # One (M, C) block per kernel offset, each contiguous, so that the
         # scatter below adds long runs rather than C values at a time.
         weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
@@ -195,7 +194,9 @@ class Conv2d(Module):
     def accGradParameters(self, input, gradOutput):
         kh, kw = self.kernel_size
         k = kh * kw * self.in_channels
-        grad_matrix = self._rows(gradOutput).T @ self._columns(input)
+        rows_of, self._rows_of = self._rows_of, None
+        rows = rows_of[1] if rows_of is not None and rows_of[0] is gradOutput else self._rows(gradOutput)
+        grad_matrix = rows.T @ self._columns(input)
         self.gradW += grad_matrix[:, :k].reshape(-1, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
         if self.b is not None:
             self.gradb += grad_matrix[:, k]
