@@ -247,8 +247,8 @@ def regression(make, inputs, targets):
     return build
 
 
-def classification_rows(name, make, inputs, reference):
-    return [CriterionCase(f"{name}/{kind}", scores_and_target(make, kind, inputs), reference)
+def classification_rows(name, make, inputs, reference, **kwargs):
+    return [CriterionCase(f"{name}/{kind}", scores_and_target(make, kind, inputs), reference, **kwargs)
             for kind in ("labels", "one-hot")]
 
 
@@ -274,7 +274,7 @@ CRITERIONS = [
     *classification_rows("ClassNLLCriterion/log_input", lambda: nt.ClassNLLCriterion(log_input=True),
                          log_probabilities, lambda c, x, t: F().nll_loss(x, torch_labels(t))),
     *classification_rows("ClassNLLCriterionUnstable", nt.ClassNLLCriterionUnstable, probabilities,
-                         lambda c, x, t: F().nll_loss(x.log(), torch_labels(t))),
+                         lambda c, x, t: F().nll_loss(x.log(), torch_labels(t)), unstable_at_zero=True),
     CriterionCase("MSECriterion", regression(nt.MSECriterion, scores, scores),
                   lambda c, x, t: per_sample(F().mse_loss(x, t.to(x.dtype), reduction="sum"), x)),
     CriterionCase("BCECriterion/soft",

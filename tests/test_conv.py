@@ -70,8 +70,9 @@ def test_input_must_be_4d(shape):
 def test_kernel_larger_than_the_padded_input():
     conv = nt.Conv2d(1, 2, 5, padding=1)
     conv.forward(np.zeros((1, 1, 3, 3), np.float32))
-    with pytest.raises(ValueError, match=r"kernel \(5, 5\) larger than the padded input \(4, 6\) "
-                                         r"of input \(1, 1, 2, 4\)"):
+    with pytest.raises(ValueError, match=r"Conv2d\(1 -> 2, .*: expected an input whose padded height and "
+                                         r"width fit the kernel \(5, 5\), got \(1, 1, 2, 4\) "
+                                         r"\(padded to \(4, 6\)\)"):
         conv.forward(np.zeros((1, 1, 2, 4), np.float32))
 
 

@@ -30,9 +30,15 @@ def test_state_round_trip_is_json():
     np.testing.assert_array_equal(generator().random(5), expected)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, True, "3", None])
-def test_bad_seed(seed):
-    with pytest.raises(ValueError, match="manual_seed: expected a non-negative int"):
+@pytest.mark.parametrize("seed,error,message", [
+    (-1, ValueError, "manual_seed: expected seed >= 0, got -1"),
+    (1.5, TypeError, "manual_seed: expected seed as an int, got float 1.5"),
+    (True, TypeError, "manual_seed: expected seed as an int, got bool True"),
+    ("3", TypeError, "manual_seed: expected seed as an int, got str '3'"),
+    (None, TypeError, "manual_seed: expected seed as an int, got NoneType None"),
+])
+def test_bad_seed(seed, error, message):
+    with pytest.raises(error, match=message):
         nt.manual_seed(seed)
 
 

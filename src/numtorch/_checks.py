@@ -13,8 +13,14 @@ import numpy as np
 
 
 def label(owner):
-    """How the module or function at fault is named: its repr, or the name given as a string."""
-    return owner if isinstance(owner, str) else repr(owner)
+    """How a module, criterion or function is named in a message: its one-line repr or its name.
+
+    A container's repr spans lines; its messages name its class instead.
+    """
+    if isinstance(owner, str):
+        return owner
+    text = repr(owner)
+    return type(owner).__name__ if "\n" in text else text
 
 
 def describe(array):
@@ -24,7 +30,8 @@ def describe(array):
     return type(array).__name__
 
 
-def check_float_array(owner, array, what="input"):
+def check_float_array(owner, array, what="input", batch=True):
+    """A float32/float64 NumPy array; with ``batch``, one with a first axis of at least one sample."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{label(owner)}: expected {what} as a NumPy float array, got {describe(array)}")
     if array.dtype != np.float32 and array.dtype != np.float64:
@@ -32,8 +39,16 @@ def check_float_array(owner, array, what="input"):
             f"{label(owner)}: expected {what} of dtype float32 or float64, got {array.dtype} "
             f"(convert it with .astype(np.float32))"
         )
-    if array.ndim == 0 or array.shape[0] == 0:
+    if batch and (array.ndim == 0 or array.shape[0] == 0):
         raise ValueError(f"{label(owner)}: expected {what} with a non-empty batch, got shape {array.shape}")
+
+
+def check_finite(owner, array, what="target"):
+    """No NaN or infinity in ``array``; the message shows the first offending value and where."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{label(owner)}: expected a finite {what}, got {array[index]} at {index}")
 
 
 def shape_text(expected):
@@ -56,19 +71,29 @@ def check_min_rank(owner, array, rank, what="input"):
         )
 
 
-def check_positive_int(owner_name, value, what):
+def describe_value(value):
+    """A hyper-parameter as a message shows it: its type and value, e.g. ``float nan``."""
+    return f"{type(value).__name__} {value!r}"
+
+
+def check_int(owner_name, value, what, low=0):
+    """An int (not a bool) of at least ``low``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner_name}: expected {what} as an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{owner_name}: expected {what} >= 1, got {value}")
+        raise TypeError(f"{owner_name}: expected {what} as an int, got {describe_value(value)}")
+    if value < low:
+        raise ValueError(f"{owner_name}: expected {what} >= {low}, got {value}")
     return int(value)
+
+
+def check_positive_int(owner_name, value, what):
+    return check_int(owner_name, value, what, low=1)
 
 
 def check_number(owner_name, value, what, low=None, high=None, low_open=False, high_open=False):
     """A real hyper-parameter within [low, high] (open ends where asked)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
                                                                      np.floating)):
-        raise TypeError(f"{owner_name}: expected {what} as a number, got {type(value).__name__}")
+        raise TypeError(f"{owner_name}: expected {what} as a number, got {describe_value(value)}")
     value = float(value)
     bad = not np.isfinite(value)
     if low is not None:
@@ -113,8 +138,11 @@ def check_class_target(owner, input, target):
             raise TypeError(f"{who}: expected a float one-hot target (N, {c}), got {describe(target)}")
         if target.shape != input.shape:
             raise ValueError(f"{who}: expected one-hot target of shape {input.shape}, got {target.shape}")
-        if not np.all(np.isfinite(target)) or target.min() < 0:
-            raise ValueError(f"{who}: expected a one-hot target of finite non-negative values")
+        bad = ~(target >= 0) | ~np.isfinite(target)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{who}: expected a one-hot target of finite non-negative values, "
+                             f"got {target[index]} at {index}")
         return None, target
     raise ValueError(
         f"{who}: expected integer labels (N,) or one-hot (N, {c}), got shape {target.shape}"
@@ -137,8 +165,7 @@ def check_regression_target(owner, input, target, low=None, high=None):
     if target.shape != input.shape:
         raise ValueError(f"{who}: expected target of the input's shape {input.shape}, got {target.shape}")
     if low is None:
-        if not np.all(np.isfinite(target)):
-            raise ValueError(f"{who}: expected a finite target, got NaN or inf")
+        check_finite(owner, target, "target")
     else:
         check_values_in(owner, target, low, high, "target")
     return target
@@ -162,6 +189,6 @@ def check_window(owner, input, kernel_size, padding):
     h, w = input.shape[2] + 2 * padding[0], input.shape[3] + 2 * padding[1]
     if kernel_size[0] > h or kernel_size[1] > w:
         raise ValueError(
-            f"{owner!r}: kernel {kernel_size} larger than the padded input ({h}, {w}) "
-            f"of input {input.shape}"
+            f"{label(owner)}: expected an input whose padded height and width fit the kernel "
+            f"{kernel_size}, got {input.shape} (padded to ({h}, {w}))"
         )

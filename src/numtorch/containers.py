@@ -1,6 +1,5 @@
 """Containers: modules made of modules."""
 
-from numtorch._checks import check_float_array
 from numtorch.module import Module
 
 
@@ -30,21 +29,21 @@ class Sequential(Module):
             raise ValueError("Sequential: cannot run forward with no modules")
         self.inputs = []
         output = input
-        for module in self.modules:
+        for i, module in enumerate(self.modules):
             self.inputs.append(output)
-            output = module.forward(output)
+            try:
+                output = module.forward(output)
+            except (ValueError, TypeError) as error:
+                if type(error) not in (ValueError, TypeError):
+                    raise
+                # Say where in the network: a child only sees what the children before it made.
+                message = f"Sequential: on input {input.shape}, module ({i}) failed: {error}"
+                raise type(error)(message) from None
         self.output = output
         return self.output
 
     def backward(self, input, gradOutput):
-        if self.output is None:
-            raise ValueError("Sequential: backward called before forward")
-        check_float_array(self, gradOutput, "gradOutput")
-        if gradOutput.shape != self.output.shape:
-            raise ValueError(
-                f"Sequential: expected gradOutput of the output's shape {self.output.shape}, "
-                f"got {gradOutput.shape}"
-            )
+        self.check_backward(input, gradOutput)
         grad = gradOutput
         for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
             grad = module.backward(module_input, grad)

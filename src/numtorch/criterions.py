@@ -6,7 +6,7 @@ Classification criterions take integer labels (N,) or one-hot (N, C) targets
 
 import numpy as np
 
-from numtorch._checks import check_class_target, check_regression_target, check_values_in
+from numtorch._checks import check_class_target, check_regression_target, check_values_in, describe_value
 from numtorch.layers.softmax import log_softmax
 from numtorch.module import Criterion
 
@@ -65,7 +65,7 @@ class ClassNLLCriterion(Criterion):
         super().__init__()
         if not isinstance(log_input, (bool, np.bool_)):
             raise TypeError(
-                f"ClassNLLCriterion: expected log_input as a bool, got {type(log_input).__name__}"
+                f"ClassNLLCriterion: expected log_input as a bool, got {describe_value(log_input)}"
             )
         self.log_input = bool(log_input)
 

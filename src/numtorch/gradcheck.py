@@ -15,7 +15,7 @@ import copy
 
 import numpy as np
 
-from numtorch._checks import check_float_array
+from numtorch._checks import check_float_array, check_int, check_number, label
 from numtorch.module import Criterion, Module, flatten
 from numtorch.random import get_rng_state, set_rng_state
 
@@ -44,9 +44,12 @@ def gradcheck(module, input, target=None, eps=1e-6, seed=0):
     """
     if not isinstance(module, (Module, Criterion)):
         raise TypeError(f"gradcheck: expected a Module or Criterion, got {type(module).__name__}")
-    check_float_array(f"gradcheck({module!r})", input, "input")
+    check_float_array(f"gradcheck({label(module)})", input, "input")
     if isinstance(module, Criterion) and target is None:
-        raise ValueError(f"gradcheck: {module!r} is a criterion and needs a target")
+        raise ValueError(f"gradcheck: {label(module)} is a criterion and needs a target "
+                         "(expected a target array, got None)")
+    eps = check_number("gradcheck", eps, "eps", low=0, low_open=True)
+    seed = check_int("gradcheck", seed, "seed", low=0)
     x = np.array(input, dtype=np.float64)
     if isinstance(module, Criterion):
         criterion = copy.deepcopy(module)

@@ -10,7 +10,7 @@ registration code.
 
 import numpy as np
 
-from numtorch._checks import check_float_array
+from numtorch._checks import check_float_array, label
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -41,21 +41,33 @@ class Module:
     def forward(self, input):
         """Compute, store and return ``output`` for ``input``."""
         check_float_array(self, input, "input")
+        self._input_shape = input.shape
         return self.updateOutput(input)
 
     def backward(self, input, gradOutput):
         """Compute ``gradInput`` and accumulate parameter gradients; return ``gradInput``."""
-        if self.output is None:
-            raise ValueError(f"{self!r}: backward called before forward")
-        check_float_array(self, gradOutput, "gradOutput")
-        if gradOutput.shape != self.output.shape:
-            raise ValueError(
-                f"{self!r}: expected gradOutput of the output's shape {self.output.shape}, "
-                f"got {gradOutput.shape}"
-            )
+        self.check_backward(input, gradOutput)
         self.updateGradInput(input, gradOutput)
         self.accGradParameters(input, gradOutput)
         return self.gradInput
+
+    def check_backward(self, input, gradOutput):
+        """``backward`` comes after a ``forward`` on an input of the same shape, with a gradOutput
+        of the output's shape."""
+        if self.output is None:
+            raise ValueError(f"{label(self)}: backward called before forward")
+        check_float_array(self, input, "input")
+        check_float_array(self, gradOutput, "gradOutput")
+        if input.shape != self._input_shape:
+            raise ValueError(
+                f"{label(self)}: expected backward's input of the forward input's shape "
+                f"{self._input_shape}, got {input.shape}"
+            )
+        if gradOutput.shape != self.output.shape:
+            raise ValueError(
+                f"{label(self)}: expected gradOutput of the output's shape {self.output.shape}, "
+                f"got {gradOutput.shape}"
+            )
 
     def updateOutput(self, input):
         """Override: compute ``self.output`` from ``input`` and return it."""
@@ -102,7 +114,7 @@ class Module:
         """
         dtype = np.dtype(dtype)
         if dtype not in FLOAT_DTYPES:
-            raise TypeError(f"{self!r}: astype expects float32 or float64, got {dtype}")
+            raise TypeError(f"{label(self)}: astype expects float32 or float64, got {dtype}")
         for name in (*self._parameters, *self._gradients, *self._buffers):
             value = getattr(self, name)
             if value is not None:

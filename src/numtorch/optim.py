@@ -14,19 +14,31 @@ The classes: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` bound to a module
 
 import numpy as np
 
-from numtorch._checks import check_number, check_positive_int
+from numtorch._checks import check_float_array, check_number, check_positive_int
 from numtorch.module import Module, flatten
 
 
+def _check_dicts(name, config, state):
+    for what, value in (("config", config), ("state", state)):
+        if not isinstance(value, dict):
+            raise TypeError(f"{name}: expected {what} as a dict, got {type(value).__name__}")
+
+
 def _pairs(name, variables, gradients):
+    """The flat lists of parameters and gradients, checked: float arrays, paired by shape."""
     params, grads = flatten(variables), flatten(gradients)
+    for what, arrays in (("parameter", params), ("gradient", grads)):
+        for i, array in enumerate(arrays):
+            check_float_array(name, array, f"{what} {i}", batch=False)
     if len(params) != len(grads):
-        raise ValueError(f"{name}: got {len(params)} parameters but {len(grads)} gradients")
+        raise ValueError(
+            f"{name}: got {len(params)} parameters but {len(grads)} gradients "
+            "(expected one gradient per parameter)"
+        )
     for i, (p, g) in enumerate(zip(params, grads)):
-        if not isinstance(p, np.ndarray) or not isinstance(g, np.ndarray) or p.shape != g.shape:
+        if p.shape != g.shape:
             raise ValueError(
-                f"{name}: parameter {i} and its gradient must be arrays of one shape, got "
-                f"{getattr(p, 'shape', type(p).__name__)} and {getattr(g, 'shape', type(g).__name__)}"
+                f"{name}: expected parameter {i} and its gradient of one shape, got {p.shape} and {g.shape}"
             )
     return params, grads
 
@@ -38,10 +50,11 @@ def sgd_momentum(variables, gradients, config, state):
     ``param -= learning_rate * buf``. config: ``learning_rate``, ``momentum``.
     state: ``momentum_buffer`` (one array per parameter).
     """
+    _check_dicts("sgd_momentum", config, state)
+    params, grads = _pairs("sgd_momentum", variables, gradients)
     lr = check_number("sgd_momentum", config.get("learning_rate"), "config['learning_rate']", low=0)
     momentum = check_number("sgd_momentum", config.get("momentum", 0.0), "config['momentum']",
                             low=0, high=1)
-    params, grads = _pairs("sgd_momentum", variables, gradients)
     buffers = state.setdefault("momentum_buffer", [None] * len(params))
     for i, (param, grad) in enumerate(zip(params, grads)):
         if buffers[i] is None:
@@ -60,11 +73,12 @@ def adam_optimizer(variables, gradients, config, state):
     config: ``learning_rate``, ``beta1``, ``beta2``, ``epsilon``. state: ``m``, ``v``, ``t``.
     """
     name = "adam_optimizer"
+    _check_dicts(name, config, state)
+    params, grads = _pairs(name, variables, gradients)
     lr = check_number(name, config.get("learning_rate"), "config['learning_rate']", low=0)
     beta1 = check_number(name, config.get("beta1", 0.9), "config['beta1']", low=0, high=1, high_open=True)
     beta2 = check_number(name, config.get("beta2", 0.999), "config['beta2']", low=0, high=1, high_open=True)
     eps = check_number(name, config.get("epsilon", 1e-8), "config['epsilon']", low=0)
-    params, grads = _pairs(name, variables, gradients)
     state.setdefault("m", [np.zeros_like(g) for g in grads])
     state.setdefault("v", [np.zeros_like(g) for g in grads])
     state["t"] = state.get("t", 0) + 1

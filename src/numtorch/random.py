@@ -7,6 +7,8 @@ dict of ints and strings, so it is stored without pickle.
 
 import numpy as np
 
+from numtorch._checks import check_int
+
 _generator = np.random.Generator(np.random.PCG64())
 
 
@@ -17,9 +19,8 @@ def generator():
 
 def manual_seed(seed):
     """Reseed numtorch's generator (weights created and masks drawn after this repeat)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"manual_seed: expected a non-negative int, got {seed!r}")
-    _generator.bit_generator.state = np.random.PCG64(int(seed)).state
+    seed = check_int("manual_seed", seed, "seed", low=0)
+    _generator.bit_generator.state = np.random.PCG64(seed).state
 
 
 def get_rng_state():
@@ -32,4 +33,6 @@ def set_rng_state(state):
     try:
         _generator.bit_generator.state = state
     except (TypeError, ValueError, KeyError) as error:
-        raise ValueError(f"set_rng_state: not a numtorch generator state ({error})") from None
+        raise ValueError(
+            f"set_rng_state: not a numtorch generator state: expected a state from get_rng_state(), "
+            f"got {state!r} ({error})") from None

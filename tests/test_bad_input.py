@@ -1,0 +1,549 @@
+"""The bad-input matrix: every wrong call gets a clear ValueError or TypeError.
+
+A clear error names the module or function (its repr or name), says what it
+expected and what it got. The module and criterion cases are generated from
+the shared table (``module_table.py``), so a new row is covered without
+touching this file. Which shapes are wrong is decided by PyTorch: a perturbed
+input (an axis added, dropped, grown or shrunk) that the row's PyTorch
+reference rejects must get a clear error from numtorch; one that PyTorch
+accepts must either get a clear error (numtorch may be stricter) or give
+PyTorch's result.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import numtorch
+import numtorch.optim
+from harness import assert_close, import_torch, set_mode
+from module_table import CRITERIONS, MODULES
+from numtorch._checks import label
+from numtorch.module import flatten
+
+torch = import_torch()
+
+BATCH = 3
+
+
+def module_tree(module):
+    """``module`` and every module inside it."""
+    yield module
+    for child in getattr(module, "modules", ()):
+        yield from module_tree(child)
+
+
+def assert_clear(error, owners, *got):
+    """The message of exception ``error`` names one of ``owners``, says "expected", shows all of ``got``."""
+    message = str(error)
+    names = [label(o) for o in owners]
+    assert any(name in message for name in names), f"message {message!r} names none of {names}"
+    assert "expected" in message, f"message {message!r} does not say what was expected"
+    for text in got:
+        assert str(text) in message, f"message {message!r} does not show what it got: {text!r}"
+
+
+def build_module(case, mode):
+    rng = np.random.default_rng(0)
+    numtorch.manual_seed(0)
+    module, x = case.build(rng, BATCH)
+    set_mode(module, mode)
+    return module, np.asarray(x, dtype=np.float32)
+
+
+def build_criterion(case):
+    criterion, x, target = case.build(np.random.default_rng(0), BATCH)
+    return criterion, np.asarray(x, dtype=np.float32), target
+
+
+def torch_copies(module):
+    """The module's parameters and buffers as tensors, taken before numtorch's forward runs."""
+    return ([torch.tensor(p) for p in flatten(module.getParameters())],
+            [torch.tensor(b) for b in flatten(module.getBuffers())])
+
+
+def torch_module_output(case, module, x, params, buffers):
+    """The row's PyTorch reference on ``x``, or None where PyTorch rejects it."""
+    try:
+        with torch.no_grad():
+            return case.reference(module, torch.tensor(x), params, buffers).numpy()
+    except Exception:
+        return None
+
+
+def torch_criterion_output(case, criterion, x, target):
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyTorch warns where it broadcasts a mismatched target
+            return case.reference(criterion, torch.tensor(x), torch.tensor(target)).numpy()
+    except Exception:
+        return None
+
+
+def shape_perturbations(x):
+    """(name, array): the input with an axis added, dropped, grown or shrunk."""
+    yield "axis-appended", x[..., None]
+    yield "axis-prepended", x[None]
+    if x.ndim >= 2:
+        yield "batch-axis-dropped", x[0]
+        yield "last-axis-dropped", x[..., 0]
+    if x.ndim > 2:
+        yield "flattened", x.reshape(x.shape[0], -1)
+    for axis in range(1, x.ndim):
+        grown = np.concatenate([x, x.take([0], axis=axis)], axis=axis)
+        yield f"axis{axis}-grown", grown
+        if x.shape[axis] > 1:
+            yield f"axis{axis}-shrunk", x.take(range(x.shape[axis] - 1), axis=axis)
+
+
+def module_rows():
+    for case in MODULES:
+        for mode in case.modes:
+            yield case, mode
+
+
+def module_shape_cases():
+    for case, mode in module_rows():
+        _, x = build_module(case, mode)
+        for name, _ in shape_perturbations(x):
+            yield pytest.param(case, mode, name, id=f"{case.name}-{mode}-{name}")
+
+
+@pytest.mark.parametrize("case,mode,perturbation", list(module_shape_cases()))
+def test_module_wrong_shape(case, mode, perturbation):
+    module, x = build_module(case, mode)
+    bad = dict(shape_perturbations(x))[perturbation]
+    params, buffers = torch_copies(module)
+    try:
+        output = module.forward(bad)
+    except (ValueError, TypeError) as error:
+        assert_clear(error, list(module_tree(module)), bad.shape)
+        return
+    # After forward: a reference may read what forward drew (Dropout's mask).
+    expected = torch_module_output(case, module, bad, params, buffers)
+    assert expected is not None, (
+        f"{case}: input of shape {bad.shape} ({perturbation}) accepted silently; PyTorch rejects it")
+    assert_close(output, expected, case.rtol, case.atol, f"{case} on {perturbation} input")
+
+
+NOT_FLOAT = {
+    "int64": lambda x: x.astype(np.int64),
+    "int32": lambda x: x.astype(np.int32),
+    "uint8": lambda x: x.astype(np.uint8),
+    "bool": lambda x: x > 0,
+    "float16": lambda x: x.astype(np.float16),
+    "complex128": lambda x: x.astype(np.complex128),
+}
+
+NOT_ARRAY = {
+    "list": lambda x: x.tolist(),
+    "float": lambda x: float(x.flat[0]),
+    "None": lambda x: None,
+    "string": lambda x: "x",
+}
+
+
+def first_modes():
+    return [pytest.param(case, case.modes[0], id=case.name) for case in MODULES]
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_FLOAT))
+@pytest.mark.parametrize("case,mode", list(first_modes()))
+def test_module_input_not_float(case, mode, kind):
+    module, x = build_module(case, mode)
+    bad = NOT_FLOAT[kind](x)
+    with pytest.raises(TypeError) as error:
+        module.forward(bad)
+    assert_clear(error.value, [module], bad.dtype, "float32 or float64")
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_ARRAY))
+@pytest.mark.parametrize("case,mode", list(first_modes()))
+def test_module_input_not_array(case, mode, kind):
+    module, x = build_module(case, mode)
+    bad = NOT_ARRAY[kind](x)
+    with pytest.raises(TypeError) as error:
+        module.forward(bad)
+    assert_clear(error.value, [module], type(bad).__name__)
+
+
+@pytest.mark.parametrize("case,mode", list(first_modes()))
+def test_module_empty_batch(case, mode):
+    module, x = build_module(case, mode)
+    with pytest.raises(ValueError) as error:
+        module.forward(x[:0])
+    assert_clear(error.value, [module], "non-empty batch", x[:0].shape)
+
+
+@pytest.mark.parametrize("case,mode", list(first_modes()))
+def test_module_scalar_input(case, mode):
+    module, x = build_module(case, mode)
+    with pytest.raises(ValueError) as error:
+        module.forward(np.array(1.0, dtype=np.float32))
+    assert_clear(error.value, [module], "()")
+
+
+@pytest.mark.parametrize("case,mode", list(first_modes()))
+def test_module_backward_before_forward(case, mode):
+    module, x = build_module(case, mode)
+    with pytest.raises(ValueError) as error:
+        module.backward(x, x)
+    assert label(module) in str(error.value) and "before forward" in str(error.value)
+
+
+def gradoutput_cases():
+    for case, mode in module_rows():
+        for kind in ("batch-grown", "axis-appended", "int64", "list"):
+            yield pytest.param(case, mode, kind, id=f"{case.name}-{mode}-{kind}")
+
+
+@pytest.mark.parametrize("case,mode,kind", list(gradoutput_cases()))
+def test_module_bad_gradoutput(case, mode, kind):
+    module, x = build_module(case, mode)
+    output = module.forward(x)
+    bad = {
+        "batch-grown": lambda: np.concatenate([output, output[:1]]),
+        "axis-appended": lambda: output[..., None],
+        "int64": lambda: output.astype(np.int64),
+        "list": lambda: output.tolist(),
+    }[kind]()
+    with pytest.raises((ValueError, TypeError)) as error:
+        module.backward(x, bad)
+    got = bad.shape if isinstance(bad, np.ndarray) and kind != "int64" else (
+        "int64" if kind == "int64" else "list")
+    assert_clear(error.value, list(module_tree(module)), got)
+
+
+@pytest.mark.parametrize("case,mode", list(first_modes()))
+def test_module_backward_input_other_than_forward(case, mode):
+    module, x = build_module(case, mode)
+    output = module.forward(x)
+    other = np.concatenate([x, x[:1]])
+    with pytest.raises(ValueError) as error:
+        module.backward(other, np.ones_like(output))
+    assert_clear(error.value, list(module_tree(module)), other.shape, x.shape)
+
+
+# Criterions.
+
+def criterion_shape_cases():
+    for case in CRITERIONS:
+        _, x, _ = build_criterion(case)
+        for name, _ in shape_perturbations(x):
+            yield pytest.param(case, name, id=f"{case.name}-{name}")
+
+
+@pytest.mark.parametrize("case,perturbation", list(criterion_shape_cases()))
+def test_criterion_wrong_input_shape(case, perturbation):
+    criterion, x, target = build_criterion(case)
+    bad = dict(shape_perturbations(x))[perturbation]
+    expected = torch_criterion_output(case, criterion, bad, target)
+    for call in (criterion.forward, criterion.backward):
+        try:
+            result = call(bad, target)
+        except (ValueError, TypeError) as error:
+            assert_clear(error, [criterion],
+                         bad.shape)
+            continue
+        assert expected is not None, (
+            f"{case}: input of shape {bad.shape} ({perturbation}) accepted silently; PyTorch rejects it")
+        if call == criterion.forward:
+            assert_close(np.asarray(result), expected, case.rtol, case.atol, f"{case} on {perturbation}")
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_FLOAT))
+@pytest.mark.parametrize("case", CRITERIONS, ids=str)
+def test_criterion_input_not_float(case, kind):
+    criterion, x, target = build_criterion(case)
+    bad = NOT_FLOAT[kind](x)
+    for call in (criterion.forward, criterion.backward):
+        with pytest.raises(TypeError) as error:
+            call(bad, target)
+        assert_clear(error.value, [criterion], bad.dtype)
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_ARRAY))
+@pytest.mark.parametrize("case", CRITERIONS, ids=str)
+def test_criterion_input_not_array(case, kind):
+    criterion, x, target = build_criterion(case)
+    bad = NOT_ARRAY[kind](x)
+    for call in (criterion.forward, criterion.backward):
+        with pytest.raises(TypeError) as error:
+            call(bad, target)
+        assert_clear(error.value, [criterion], type(bad).__name__)
+
+
+@pytest.mark.parametrize("case", CRITERIONS, ids=str)
+def test_criterion_empty_batch(case):
+    criterion, x, target = build_criterion(case)
+    for call in (criterion.forward, criterion.backward):
+        with pytest.raises(ValueError) as error:
+            call(x[:0], target[:0])
+        assert_clear(error.value, [criterion], "non-empty batch")
+
+
+def label_targets(case):
+    return build_criterion(case)[2].ndim == 1
+
+
+def target_perturbations(x, target):
+    """(name, bad target, exception type, text the message must show)."""
+    n = x.shape[0]
+    yield "batch-grown", np.concatenate([target, target[:1]]), ValueError, str(n + 1)
+    yield "batch-shrunk", target[:-1], ValueError, str(n - 1)
+    yield "list", target.tolist(), TypeError, "list"
+    yield "axis-appended", target[..., None], (ValueError, TypeError), str(target[..., None].shape)
+    yield "bool", target > 0, TypeError, "bool"
+    if target.dtype.kind in "iu":
+        c = x.shape[1]
+        high = target.copy()
+        high[-1] = c
+        yield "label-too-large", high, ValueError, str(c)
+        negative = target.copy()
+        negative[0] = -1
+        yield "label-negative", negative, ValueError, "-1"
+        yield "labels-float", target.astype(np.float32), TypeError, "float32"
+    else:
+        for value in (np.nan, np.inf, -np.inf):
+            bad = target.copy()
+            bad.flat[-1] = value
+            yield f"target-{value}", bad, ValueError, str(value)
+        yield "target-int", target.astype(np.int64), TypeError, "int64"
+        if target.ndim >= 2:
+            wide = np.concatenate([target, target[:, :1]], axis=1)
+            yield "target-wider", wide, ValueError, str(wide.shape)
+
+
+def criterion_target_cases():
+    for case in CRITERIONS:
+        _, x, target = build_criterion(case)
+        for name, _, _, _ in target_perturbations(x, target):
+            yield pytest.param(case, name, id=f"{case.name}-{name}")
+
+
+@pytest.mark.parametrize("case,perturbation", list(criterion_target_cases()))
+def test_criterion_bad_target(case, perturbation):
+    criterion, x, target = build_criterion(case)
+    _, bad, error_type, got = next(p for p in target_perturbations(x, target) if p[0] == perturbation)
+    for call in (criterion.forward, criterion.backward):
+        with pytest.raises(error_type) as error:
+            call(x, bad)
+        assert_clear(error.value, [criterion], got)
+
+
+# gradcheck.
+
+def small_linear():
+    numtorch.manual_seed(0)
+    return numtorch.Linear(3, 2)
+
+
+GRADCHECK_CASES = {
+    "not-a-module": (lambda: ("ReLU", np.ones((2, 3))), {}, TypeError, "str"),
+    "int-input": (lambda: (small_linear(), np.ones((2, 3), dtype=np.int64)), {}, TypeError, "int64"),
+    "list-input": (lambda: (small_linear(), [[1.0, 2.0, 3.0]]), {}, TypeError, "list"),
+    "empty-batch": (lambda: (small_linear(), np.ones((0, 3))), {}, ValueError, "(0, 3)"),
+    "wrong-features": (lambda: (small_linear(), np.ones((2, 4))), {}, ValueError, "(2, 4)"),
+    "criterion-without-target": (lambda: (numtorch.CrossEntropyCriterion(), np.ones((2, 3))), {},
+                                 ValueError, "target"),
+    "eps-zero": (lambda: (small_linear(), np.ones((2, 3))), {"eps": 0.0}, ValueError, "0.0"),
+    "eps-negative": (lambda: (small_linear(), np.ones((2, 3))), {"eps": -1e-6}, ValueError, "-1e-06"),
+    "eps-nan": (lambda: (small_linear(), np.ones((2, 3))), {"eps": float("nan")}, ValueError, "nan"),
+    "eps-string": (lambda: (small_linear(), np.ones((2, 3))), {"eps": "1e-6"}, TypeError, "str"),
+    "seed-negative": (lambda: (small_linear(), np.ones((2, 3))), {"seed": -1}, ValueError, "-1"),
+    "seed-float": (lambda: (small_linear(), np.ones((2, 3))), {"seed": 0.5}, TypeError, "float"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GRADCHECK_CASES))
+def test_gradcheck_bad_arguments(kind):
+    make, kwargs, error_type, got = GRADCHECK_CASES[kind]
+    module, x = make()
+    with pytest.raises(error_type) as error:
+        numtorch.gradcheck(module, x, **kwargs)
+    assert_clear(error.value, ["gradcheck", module], got)
+
+
+def test_gradcheck_bad_target_names_the_criterion():
+    criterion = numtorch.CrossEntropyCriterion()
+    with pytest.raises(ValueError) as error:
+        numtorch.gradcheck(criterion, np.ones((2, 3)), np.array([0, 3]))
+    assert_clear(error.value, [criterion], "3")
+
+
+# Notebook-style optimizers.
+
+def model_and_grads():
+    numtorch.manual_seed(0)
+    model = numtorch.Sequential(numtorch.Linear(3, 2))
+    return model.getParameters(), model.getGradParameters()
+
+
+OPTIMIZERS = {
+    "sgd_momentum": (numtorch.optim.sgd_momentum, {"learning_rate": 0.1, "momentum": 0.9}),
+    "adam_optimizer": (numtorch.optim.adam_optimizer, {"learning_rate": 0.1}),
+}
+
+BAD_CONFIGS = {
+    "learning_rate-negative": ({"learning_rate": -0.1}, ValueError, "-0.1"),
+    "learning_rate-nan": ({"learning_rate": float("nan")}, ValueError, "nan"),
+    "learning_rate-inf": ({"learning_rate": float("inf")}, ValueError, "inf"),
+    "learning_rate-missing": ({"learning_rate": None}, TypeError, "NoneType"),
+    "learning_rate-string": ({"learning_rate": "0.1"}, TypeError, "str"),
+    "learning_rate-bool": ({"learning_rate": True}, TypeError, "bool"),
+}
+SGD_CONFIGS = {
+    "momentum-negative": ({"momentum": -0.5}, ValueError, "-0.5"),
+    "momentum-above-1": ({"momentum": 1.5}, ValueError, "1.5"),
+}
+ADAM_CONFIGS = {
+    "beta1-1": ({"beta1": 1.0}, ValueError, "1.0"),
+    "beta1-negative": ({"beta1": -0.1}, ValueError, "-0.1"),
+    "beta2-above-1": ({"beta2": 1.5}, ValueError, "1.5"),
+    "epsilon-negative": ({"epsilon": -1e-8}, ValueError, "-1e-08"),
+}
+
+
+def optimizer_config_cases():
+    for name in OPTIMIZERS:
+        extra = SGD_CONFIGS if name == "sgd_momentum" else ADAM_CONFIGS
+        for kind, spec in {**BAD_CONFIGS, **extra}.items():
+            yield pytest.param(name, spec, id=f"{name}-{kind}")
+
+
+@pytest.mark.parametrize("name,spec", list(optimizer_config_cases()))
+def test_notebook_optimizer_bad_config(name, spec):
+    step, config = OPTIMIZERS[name]
+    change, error_type, got = spec
+    params, grads = model_and_grads()
+    before = [p.copy() for p in flatten(params)]
+    with pytest.raises(error_type) as error:
+        step(params, grads, {**config, **change}, {})
+    assert_clear(error.value, [name], got)
+    for p, p0 in zip(flatten(params), before):
+        np.testing.assert_array_equal(p, p0, err_msg=f"{name} changed parameters before failing")
+
+
+def bad_optimizer_arguments(params, grads, config):
+    """(kind, positional arguments, exception type, text the message must show)."""
+    yield "config-not-dict", (params, grads, [0.1], {}), TypeError, "list"
+    yield "state-not-dict", (params, grads, config, None), TypeError, "NoneType"
+    yield "fewer-gradients", (params, flatten(grads)[:1], config, {}), ValueError, "but 1 gradients"
+    swapped = list(reversed(flatten(grads)))
+    yield "mismatched-shapes", (params, swapped, config, {}), ValueError, str(swapped[0].shape)
+    ints = [g.astype(np.int64) for g in flatten(grads)]
+    yield "int-gradients", (params, ints, config, {}), TypeError, "int64"
+    int_params = [p.astype(np.int64) for p in flatten(params)]
+    yield "int-parameters", (int_params, grads, config, {}), TypeError, "int64"
+    yield "list-gradient", (params, [g.tolist() for g in flatten(grads)], config, {}), TypeError, "float"
+
+
+def optimizer_argument_cases():
+    for name in OPTIMIZERS:
+        params, grads = model_and_grads()
+        for kind, *_ in bad_optimizer_arguments(params, grads, {}):
+            yield pytest.param(name, kind, id=f"{name}-{kind}")
+
+
+@pytest.mark.parametrize("name,kind", list(optimizer_argument_cases()))
+def test_notebook_optimizer_bad_arguments(name, kind):
+    step, config = OPTIMIZERS[name]
+    params, grads = model_and_grads()
+    _, args, error_type, got = next(
+        case for case in bad_optimizer_arguments(params, grads, config) if case[0] == kind)
+    with pytest.raises(error_type) as error:
+        step(*args)
+    assert_clear(error.value, [name], got)
+
+
+# Constructor arguments (hyper-parameters).
+
+def constructor_cases():
+    """Every number a table row passes to a constructor, replaced by NaN, infinity, -1 and a string."""
+    for case in MODULES:
+        module, _ = build_module(case, case.modes[0])
+        args, kwargs = module._init_args
+        where = [(i, v) for i, v in enumerate(args)] + list(kwargs.items())
+        for key, value in where:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            for bad, got in ((float("nan"), "nan"), (float("inf"), "inf"), (-1, "-1"), ("1", "'1'")):
+                yield pytest.param(type(module), args, kwargs, key, bad, got,
+                                   id=f"{case.name}-{key}-{got}")
+
+
+@pytest.mark.parametrize("cls,args,kwargs,key,bad,got", list(constructor_cases()))
+def test_constructor_bad_number(cls, args, kwargs, key, bad, got):
+    if isinstance(key, int):
+        args = (*args[:key], bad, *args[key + 1:])
+    else:
+        kwargs = {**kwargs, key: bad}
+    with pytest.raises((ValueError, TypeError)) as error:
+        cls(*args, **kwargs)
+    assert_clear(error.value, [cls.__name__], got)
+
+
+# Hyper-parameters out of range, by class name; a class the library does not have yet is left out.
+HYPERPARAMETERS = [
+    ("Linear", (0, 3), {}, ValueError, "0"),
+    ("Linear", (3, 0), {}, ValueError, "0"),
+    ("Linear", (2.5, 3), {}, TypeError, "2.5"),
+    ("Linear", (True, 3), {}, TypeError, "True"),
+    ("LeakyReLU", (-0.1,), {}, ValueError, "-0.1"),
+    ("ELU", (-1.0,), {}, ValueError, "-1.0"),
+    ("Dropout", (1.0,), {}, ValueError, "1.0"),
+    ("Dropout", (-0.1,), {}, ValueError, "-0.1"),
+    ("Dropout", (1.5,), {}, ValueError, "1.5"),
+    ("Dropout", (float("nan"),), {}, ValueError, "nan"),
+    ("Dropout", ("0.5",), {}, TypeError, "'0.5'"),
+    ("BatchNormalization", (), {"alpha": 1.5}, ValueError, "1.5"),
+    ("BatchNormalization", (), {"alpha": -0.1}, ValueError, "-0.1"),
+    ("BatchNormalization", (), {"n_features": 0}, ValueError, "0"),
+    ("ChannelwiseScaling", (0,), {}, ValueError, "0"),
+    ("ChannelwiseScaling", (2.5,), {}, TypeError, "2.5"),
+    ("Conv2d", (0, 4, 3), {}, ValueError, "0"),
+    ("Conv2d", (1, 0, 3), {}, ValueError, "0"),
+    ("Conv2d", (1, 4, 0), {}, ValueError, "0"),
+    ("Conv2d", (1, 4, (3, 0)), {}, ValueError, "0"),
+    ("Conv2d", (1, 4, 2.5), {}, TypeError, "2.5"),
+    ("Conv2d", (1, 4, 3), {"stride": 0}, ValueError, "0"),
+    ("Conv2d", (1, 4, 3), {"stride": -1}, ValueError, "-1"),
+    ("Conv2d", (1, 4, 3), {"padding": -1}, ValueError, "-1"),
+    ("Conv2d", (1, 4, (3, 3, 3)), {}, ValueError, "(3, 3, 3)"),
+    ("MaxPool2d", (0,), {}, ValueError, "0"),
+    ("MaxPool2d", (2,), {"stride": 0}, ValueError, "0"),
+    ("MaxPool2d", (2,), {"padding": -1}, ValueError, "-1"),
+    ("AvgPool2d", (0,), {}, ValueError, "0"),
+    ("AvgPool2d", (2,), {"stride": 0}, ValueError, "0"),
+    ("AvgPool2d", (2,), {"padding": -1}, ValueError, "-1"),
+    ("ClassNLLCriterion", (), {"log_input": "yes"}, TypeError, "'yes'"),
+]
+
+
+def hyperparameter_cases():
+    for name, args, kwargs, error_type, got in HYPERPARAMETERS:
+        if hasattr(numtorch, name):
+            yield pytest.param(getattr(numtorch, name), args, kwargs, error_type, got,
+                               id=f"{name}-{args}-{kwargs}")
+
+
+@pytest.mark.parametrize("cls,args,kwargs,error_type,got", list(hyperparameter_cases()))
+def test_hyperparameter_out_of_range(cls, args, kwargs, error_type, got):
+    with pytest.raises(error_type) as error:
+        cls(*args, **kwargs)
+    assert_clear(error.value, [cls.__name__], got)
+
+
+@pytest.mark.parametrize("seed,error_type", [(-1, ValueError), (0.5, TypeError), ("1", TypeError),
+                                             (True, TypeError)])
+def test_manual_seed_bad_seed(seed, error_type):
+    with pytest.raises(error_type) as error:
+        numtorch.manual_seed(seed)
+    assert_clear(error.value, ["manual_seed"], "-1" if seed == -1 else type(seed).__name__)
+
+
+def test_set_rng_state_rejects_garbage():
+    with pytest.raises(ValueError) as error:
+        numtorch.set_rng_state({"bit_generator": "nonsense"})
+    assert_clear(error.value, ["set_rng_state"], "nonsense")

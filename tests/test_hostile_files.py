@@ -1,0 +1,402 @@
+"""Hostile and broken files: ``numtorch.load`` and ``numtorch.data.load_mnist`` fail cleanly.
+
+The documented contract: a file that is not what it claims to be (truncated,
+random bytes, pickled objects, an architecture naming unknown classes or
+disagreeing with its arrays, an IDX file with a wrong magic number or size)
+raises ``ValueError`` with the path and what is wrong; a missing file raises
+``FileNotFoundError``. Nothing in a file is ever executed. A fuzz test feeds
+mutated (bit-flipped, truncated, spliced) valid files to both loaders and
+accepts only those outcomes.
+"""
+
+import gzip
+import io as stdio
+import json
+import pathlib
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import numtorch
+from numtorch import io
+from numtorch.data import load_mnist
+
+HEADER = "__numtorch__"
+
+
+def small_model():
+    numtorch.manual_seed(0)
+    return numtorch.Sequential(numtorch.Linear(4, 3), numtorch.ReLU(), numtorch.Linear(3, 2))
+
+
+def model_file(tmp_path):
+    path = tmp_path / "model.npz"
+    io.save(small_model(), path)
+    return path
+
+
+def entries(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def rewrite(path, meta=None, **arrays):
+    """The model file at ``path`` with its JSON header replaced by ``meta`` and ``arrays`` set."""
+    stored = entries(path)
+    if meta is not None:
+        stored[HEADER] = np.array(meta if isinstance(meta, str) else json.dumps(meta))
+    stored.update(arrays)
+    np.savez(path, **stored)
+
+
+def header(path):
+    return json.loads(str(entries(path)[HEADER]))
+
+
+class CreatesMarker:
+    """Unpickling this object creates the marker file: proof that a loader ran a pickle."""
+
+    def __init__(self, marker):
+        self.marker = pathlib.Path(marker)
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+def test_the_marker_object_really_runs_when_unpickled(tmp_path):
+    marker = tmp_path / "ran"
+    np.save(tmp_path / "evil.npy", np.array([CreatesMarker(marker)], dtype=object), allow_pickle=True)
+    np.load(tmp_path / "evil.npy", allow_pickle=True)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("where", ["header", "array", "extra-entry"])
+def test_pickled_objects_are_refused_and_never_run(tmp_path, where):
+    path = model_file(tmp_path)
+    marker = tmp_path / "ran"
+    evil = np.array([CreatesMarker(marker)], dtype=object)
+    stored = entries(path)
+    key = {"header": HEADER, "array": "model/0.W", "extra-entry": "model/evil"}[where]
+    stored[key] = evil
+    np.savez(path, **stored)
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+    assert not marker.exists(), "loading the file ran code from it"
+
+
+def test_a_pickled_npy_is_refused_and_never_runs(tmp_path):
+    path, marker = tmp_path / "model.npz", tmp_path / "ran"
+    with open(path, "wb") as file:
+        np.save(file, np.array([CreatesMarker(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.02, 0.3, 0.6, 0.95, 0.999])
+def test_truncated_file(tmp_path, fraction):
+    path = model_file(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+
+
+@pytest.mark.parametrize("size", [1, 100, 10_000])
+def test_random_bytes(tmp_path, size):
+    path = tmp_path / "model.npz"
+    path.write_bytes(np.random.default_rng(size).bytes(size))
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+
+
+def test_random_bytes_behind_a_zip_signature(tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"PK\x03\x04" + np.random.default_rng(0).bytes(2000))
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        numtorch.load(tmp_path / "absent.npz")
+
+
+def test_a_directory_is_not_a_model(tmp_path):
+    with pytest.raises((ValueError, IsADirectoryError)) as error:
+        numtorch.load(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
+def npy_entry(shape, payload, descr="<f4"):
+    """The bytes of a ``.npy`` entry whose header declares ``shape`` but which holds ``payload``."""
+    buffer = stdio.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue() + payload
+
+
+@pytest.mark.parametrize("shape", [(10**12,), (2**40, 2**40), (10**9,), (5,)],
+                         ids=["terabytes", "overflowing", "gigabytes", "a-little-more"])
+def test_an_entry_declaring_more_than_it_holds_is_refused_before_allocating(tmp_path, shape):
+    path = model_file(tmp_path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("model/huge.npy", npy_entry(shape, bytes(16)))
+    with pytest.raises(ValueError, match="declares shape"):
+        numtorch.load(path)
+
+
+def test_an_entry_that_is_not_npy_is_refused(tmp_path):
+    path = model_file(tmp_path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("model/0.W", b"raw bytes, not an array")
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+
+
+def central_directory_edit(offset, value):
+    """Set one byte of the first central-directory record (8: flags, 10: compression method)."""
+    def edit(data):
+        start = data.find(b"PK\x01\x02")
+        return data[:start + offset] + bytes([value]) + data[start + offset + 1:]
+
+    return edit
+
+
+@pytest.mark.parametrize("edit", [central_directory_edit(10, 99), central_directory_edit(10, 12),
+                                  central_directory_edit(8, 1)],
+                         ids=["unknown-compression", "bzip2-claimed", "encrypted-flag"])
+def test_zip_flags_that_zipfile_cannot_handle(tmp_path, edit):
+    path = model_file(tmp_path)
+    path.write_bytes(edit(path.read_bytes()))
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+
+
+def edit_architecture(edit):
+    def apply(meta):
+        edit(meta["architecture"])
+        return meta
+
+    return apply
+
+
+def set_child(index, **changes):
+    return edit_architecture(lambda arch: arch["children"][index].update(changes))
+
+
+HOSTILE_HEADERS = {
+    "unknown-class": (set_child(1, **{"class": "Frobnicate"}), "unknown layer 'Frobnicate'"),
+    "builtin-name": (set_child(1, **{"class": "system"}), "unknown layer 'system'"),
+    "dotted-name": (set_child(1, **{"class": "os.system"}), "unknown layer 'os.system'"),
+    "non-module-class": (set_child(1, **{"class": "Criterion"}), "unknown layer 'Criterion'"),
+    "class-not-a-string": (set_child(1, **{"class": ["ReLU"]}), "malformed architecture"),
+    "argument-of-wrong-type": (set_child(0, args={"n_in": "four", "n_out": 3}), "n_in"),
+    "argument-out-of-range": (set_child(0, args={"n_in": -4, "n_out": 3}), "n_in >= 1"),
+    "unknown-argument": (set_child(0, args={"n_in": 4, "n_out": 3, "evil": 1}), "no argument 'evil'"),
+    "shape-disagrees": (set_child(0, args={"n_in": 5, "n_out": 3}), r"\(3, 4\) in the file"),
+    "extra-layer": (edit_architecture(lambda a: a["children"].append({"class": "Linear",
+                                                                      "args": {"n_in": 2, "n_out": 2}})),
+                    "missing"),
+    "layer-removed": (edit_architecture(lambda a: a["children"].pop()), "unexpected"),
+    "architecture-missing": (lambda meta: {k: v for k, v in meta.items() if k != "architecture"},
+                             "architecture"),
+    "architecture-not-a-dict": (lambda meta: {**meta, "architecture": 3}, "malformed architecture"),
+    "header-not-json": (lambda meta: "{not json", "header"),
+    "header-a-list": (lambda meta: json.dumps([1, 2]), "not a numtorch file"),
+    "version": (lambda meta: {**meta, "version": 2}, "version 2"),
+    "module-encoded-argument": (set_child(0, args={"n_in": {"__module__": {"class": "ReLU", "args": {}}},
+                                                   "n_out": 3}), "n_in"),
+    "unknown-encoding": (set_child(0, args={"n_in": {"__evil__": 1}, "n_out": 3}), "encoding"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_HEADERS))
+def test_hostile_architecture(tmp_path, kind):
+    edit, message = HOSTILE_HEADERS[kind]
+    path = model_file(tmp_path)
+    rewrite(path, edit(header(path)))
+    with pytest.raises(ValueError, match=message) as error:
+        numtorch.load(path)
+    assert str(path) in str(error.value)
+
+
+def test_deeply_nested_architecture(tmp_path):
+    """A header nested far beyond any network (a recursion bomb) is refused, not a RecursionError."""
+    path = model_file(tmp_path)
+    depth = 100_000
+    nested = '{"class": "Sequential", "children": [' * depth + "]}" * depth
+    meta = header(path)
+    text = json.dumps(meta).replace(json.dumps(meta["architecture"]), nested)
+    rewrite(path, text)
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+
+
+@pytest.mark.parametrize("array", [
+    np.zeros((3, 4), np.int64),
+    np.zeros((3, 4), np.complex64),
+    np.array(["abc"] * 12).reshape(3, 4),
+    np.zeros((3, 4), [("a", np.float32)]),
+], ids=["int", "complex", "string", "structured"])
+def test_array_of_another_dtype(tmp_path, array):
+    path = model_file(tmp_path)
+    rewrite(path, **{"model/0.W": array})
+    with pytest.raises(ValueError, match=str(path)):
+        numtorch.load(path)
+
+
+# IDX files.
+
+def idx_bytes(array, type_code=0x08):
+    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[type_code]
+    header = bytes([0, 0, type_code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + np.asarray(array, dtype=dtype).tobytes()
+
+
+def mnist_files(n=6, rows=4, cols=3, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, rows, cols), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=n, dtype=np.uint8)
+    return {"images": idx_bytes(images), "labels": idx_bytes(labels)}
+
+
+def write_mnist(directory, files, compress):
+    names = {"images": "train-images-idx3-ubyte", "labels": "train-labels-idx1-ubyte"}
+    for kind, data in files.items():
+        name = names[kind] + (".gz" if compress else "")
+        (directory / name).write_bytes(gzip.compress(data, mtime=0) if compress else data)
+
+
+def test_valid_idx_files_load(tmp_path):
+    write_mnist(tmp_path, mnist_files(), compress=True)
+    X, y = load_mnist(tmp_path)
+    assert X.shape == (6, 1, 4, 3) and y.shape == (6,)
+
+
+def with_header(data, header):
+    return header + data[len(header):]
+
+
+HOSTILE_IDX = {
+    "images-magic": ("images", lambda d: b"\x12\x34" + d[2:], "magic number"),
+    "images-type-code": ("images", lambda d: d[:2] + b"\x07" + d[3:], "magic number"),
+    "images-rank-0": ("images", lambda d: d[:3] + b"\x00" + d[4:], "magic number"),
+    "images-rank-255": ("images", lambda d: d[:3] + b"\xff" + d[4:], "IDX"),
+    "images-rank-1": ("images", lambda d: idx_bytes(np.zeros(72, np.uint8)), "images"),
+    "images-float": ("images", lambda d: idx_bytes(np.zeros((6, 4, 3)), 0x0D), "uint8"),
+    "images-size-too-large": ("images", lambda d: d[:4] + np.array([7], ">u4").tobytes() + d[8:], "bytes"),
+    "images-size-huge": ("images", lambda d: d[:4] + np.array([2**32 - 1], ">u4").tobytes() + d[8:],
+                         "bytes"),
+    "images-all-sizes-huge": ("images", lambda d: d[:4] + np.array([2**32 - 1] * 3, ">u4").tobytes()
+                              + d[16:], "bytes"),
+    "images-size-zero": ("images", lambda d: d[:4] + np.array([0], ">u4").tobytes() + d[8:], "bytes"),
+    "images-truncated-data": ("images", lambda d: d[:-1], "bytes"),
+    "images-extra-data": ("images", lambda d: d + b"\x00", "bytes"),
+    "images-truncated-header": ("images", lambda d: d[:9], "header"),
+    "images-empty": ("images", lambda d: b"", "bytes"),
+    "labels-magic": ("labels", lambda d: b"\x08\x03" + d[2:], "magic number"),
+    "labels-count": ("labels", lambda d: idx_bytes(np.zeros(5, np.uint8)), "5 labels"),
+    "labels-out-of-range": ("labels", lambda d: idx_bytes(np.full(6, 10, np.uint8)), "labels 0..9"),
+    "labels-rank-2": ("labels", lambda d: idx_bytes(np.zeros((6, 1), np.uint8)), "labels"),
+    "labels-signed": ("labels", lambda d: idx_bytes(np.full(6, -1, np.int8), 0x09), "uint8"),
+}
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
+@pytest.mark.parametrize("kind", sorted(HOSTILE_IDX))
+def test_hostile_idx(tmp_path, kind, compress):
+    which, edit, message = HOSTILE_IDX[kind]
+    files = mnist_files()
+    files[which] = edit(files[which])
+    write_mnist(tmp_path, files, compress)
+    with pytest.raises(ValueError, match=message) as error:
+        load_mnist(tmp_path)
+    assert str(tmp_path) in str(error.value)
+
+
+@pytest.mark.parametrize("data", [b"\x1f\x8b", b"\x1f\x8b" + bytes(30), gzip.compress(b"x" * 100)[:-5]],
+                         ids=["magic-only", "zeros", "truncated"])
+def test_corrupt_gzip(tmp_path, data):
+    files = mnist_files()
+    write_mnist(tmp_path, {"labels": files["labels"]}, compress=False)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(data)
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte"):
+        load_mnist(tmp_path)
+
+
+# Fuzzing: mutated valid files give a result or a documented error, nothing else.
+
+def mutations():
+    """A list of edits to a file's bytes: bit flips, byte overwrites, truncation, insertion, deletion."""
+    position = st.floats(0, 1, exclude_max=True)
+    flip = st.tuples(st.just("flip"), position, st.integers(0, 7))
+    overwrite = st.tuples(st.just("set"), position, st.integers(0, 255))
+    cut = st.tuples(st.just("cut"), position, st.just(0))
+    insert = st.tuples(st.just("insert"), position, st.integers(0, 255))
+    delete = st.tuples(st.just("delete"), position, st.integers(1, 16))
+    return st.lists(st.one_of(flip, flip, overwrite, cut, insert, delete), min_size=1, max_size=4)
+
+
+def mutate(data, edits):
+    data = bytearray(data)
+    for kind, where, value in edits:
+        if not data:
+            break
+        i = int(where * len(data))
+        if kind == "flip":
+            data[i] ^= 1 << value
+        elif kind == "set":
+            data[i] = value
+        elif kind == "cut":
+            del data[i:]
+        elif kind == "insert":
+            data.insert(i, value)
+        else:
+            del data[i:i + value]
+    return bytes(data)
+
+
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@FUZZ
+@given(edits=mutations())
+def test_fuzz_load(tmp_path_factory, edits):
+    directory = tmp_path_factory.mktemp("fuzz")
+    path = model_file(directory)
+    path.write_bytes(mutate(path.read_bytes(), edits))
+    try:
+        model = numtorch.load(path)
+    except ValueError as error:
+        assert str(path) in str(error)
+        return
+    assert isinstance(model, numtorch.Module)
+
+
+@FUZZ
+@given(edits=mutations(), which=st.sampled_from(["images", "labels"]), compress=st.booleans())
+def test_fuzz_load_mnist(tmp_path_factory, edits, which, compress):
+    directory = tmp_path_factory.mktemp("fuzz")
+    files = mnist_files()
+    data = gzip.compress(files[which], mtime=0) if compress else files[which]
+    write_mnist(directory, {k: v for k, v in files.items() if k != which}, compress)
+    name = {"images": "train-images-idx3-ubyte", "labels": "train-labels-idx1-ubyte"}[which]
+    (directory / (name + (".gz" if compress else ""))).write_bytes(mutate(data, edits))
+    try:
+        X, y = load_mnist(directory)
+    except ValueError as error:
+        assert str(directory) in str(error)
+        return
+    assert X.dtype == np.float32 and X.ndim == 4 and len(X) == len(y) and y.max() <= 9
+
+
+def test_mutate_edits_what_it_says():
+    assert mutate(b"\x00\x00", [("flip", 0.5, 3)]) == b"\x00\x08"
+    assert mutate(b"abcd", [("cut", 0.5, 0)]) == b"ab"
+    assert mutate(b"abcd", [("delete", 0.25, 2)]) == b"ad"
+    assert mutate(b"ab", [("insert", 0.5, 0x7A)]) == b"azb"
+    assert mutate(b"ab", [("set", 0.0, 0x7A)]) == b"zb"
