@@ -18,7 +18,7 @@ $(VENV)/.train: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.train
-	$(BIN)/python examples/train_digits.py
+	$(BIN)/numtorch train
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -32,6 +32,50 @@ def linear(rng, batch):
     return nt.Linear(n_in, n_out, bias=bool(rng.integers(2))), rng.standard_normal((batch, n_in))
 
 
+def image(rng, batch, channels, height, width):
+    return rng.standard_normal((batch, channels, height, width))
+
+
+def spatial_size(rng, kernel, padding, extra=5):
+    """A random size the (kernel, padding) window fits in, from 1 up."""
+    return int(rng.integers(max(1, kernel - 2 * padding), kernel + extra))
+
+
+def conv2d(rng, batch):
+    kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
+    stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+    padding = tuple(int(p) for p in rng.integers(0, 3, size=2))
+    c_in, c_out = (int(c) for c in rng.integers(1, 5, size=2))
+    h, w = (spatial_size(rng, k, p) for k, p in zip(kernel, padding))
+    module = nt.Conv2d(c_in, c_out, kernel, stride, padding, bias=bool(rng.integers(2)))
+    return module, image(rng, batch, c_in, h, w)
+
+
+def conv2d_same(rng, batch):
+    """Default padding (k // 2) with an odd square kernel keeps H and W."""
+    kernel = int(rng.choice([1, 3, 5]))
+    c_in, c_out = (int(c) for c in rng.integers(1, 4, size=2))
+    h, w = (int(s) for s in rng.integers(1, 8, size=2))
+    return nt.Conv2d(c_in, c_out, kernel), image(rng, batch, c_in, h, w)
+
+
+def pooling(make, tiled):
+    """A row builder for a pooling layer: random kernel/stride/padding, or exactly tiling windows."""
+
+    def build(rng, batch):
+        kernel = tuple(int(k) for k in rng.integers(1, 5, size=2))
+        channels = int(rng.integers(1, 4))
+        if tiled:
+            h, w = (k * int(rng.integers(1, 4)) for k in kernel)
+            return make(kernel), image(rng, batch, channels, h, w)
+        stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+        h, w = (spatial_size(rng, k, p) for k, p in zip(kernel, padding))
+        return make(kernel, stride, padding), image(rng, batch, channels, h, w)
+
+    return build
+
+
 def images(rng, batch, channels):
     """A random (batch, channels, H, W) input, H and W in [1, 5] with H * W >= 2."""
     h, w = (int(v) for v in rng.integers(1, 6, size=2))
@@ -92,6 +136,24 @@ def channelwise_scaling(ndim):
     return build
 
 
+def flatten(rng, batch):
+    shape = tuple(int(d) for d in rng.integers(1, 5, size=int(rng.integers(1, 4))))
+    return nt.Flatten(), rng.standard_normal((batch, *shape))
+
+
+def small_cnn(rng, batch):
+    net = nt.Sequential(nt.Conv2d(2, 3, 3), nt.ReLU(), nt.MaxPool2d(2), nt.Conv2d(3, 4, 3, 1, 0),
+                        nt.ReLU(), nt.AvgPool2d(2, 1), nt.Flatten(), nt.Linear(8, 3))
+    return net, image(rng, batch, 2, 10, 8)
+
+
+def small_cnn_reference(m, x, p, b):
+    f = F()
+    y = f.max_pool2d(f.relu(f.conv2d(x, p[0], p[1], padding=1)), 2)
+    y = f.avg_pool2d(f.relu(f.conv2d(y, p[2], p[3])), 2, 1)
+    return f.linear(y.flatten(1), p[4], p[5])
+
+
 def channelwise_reference(m, x, p, b):
     shape = (1, -1) + (1,) * (x.dim() - 2)
     return x * p[0].view(shape) + p[1].view(shape)
@@ -109,6 +171,20 @@ MODULES = [
     elementwise("Identity", nt.Identity, lambda m, x, p, b: x * 1),
     elementwise("SoftMax", nt.SoftMax, lambda m, x, p, b: F().softmax(x, dim=1)),
     elementwise("LogSoftMax", nt.LogSoftMax, lambda m, x, p, b: F().log_softmax(x, dim=1)),
+    ModuleCase("Conv2d", conv2d,
+               lambda m, x, p, b: F().conv2d(x, p[0], p[1] if m.b is not None else None,
+                                             m.stride, m.padding)),
+    ModuleCase("Conv2d/same", conv2d_same,
+               lambda m, x, p, b: F().conv2d(x, p[0], p[1], padding=m.padding)),
+    ModuleCase("MaxPool2d", pooling(nt.MaxPool2d, tiled=False),
+               lambda m, x, p, b: F().max_pool2d(x, m.kernel_size, m.stride, m.padding)),
+    ModuleCase("MaxPool2d/tiled", pooling(nt.MaxPool2d, tiled=True),
+               lambda m, x, p, b: F().max_pool2d(x, m.kernel_size)),
+    ModuleCase("AvgPool2d", pooling(nt.AvgPool2d, tiled=False),
+               lambda m, x, p, b: F().avg_pool2d(x, m.kernel_size, m.stride, m.padding)),
+    ModuleCase("AvgPool2d/tiled", pooling(nt.AvgPool2d, tiled=True),
+               lambda m, x, p, b: F().avg_pool2d(x, m.kernel_size)),
+    ModuleCase("Flatten", flatten, lambda m, x, p, b: x.flatten(1)),
     ModuleCase(
         "Sequential",
         lambda rng, batch: (
@@ -128,6 +204,7 @@ MODULES = [
                modes=("train", "evaluate")),
     ModuleCase("ChannelwiseScaling", channelwise_scaling(2), channelwise_reference),
     ModuleCase("ChannelwiseScaling/4d", channelwise_scaling(4), channelwise_reference),
+    ModuleCase("Sequential/cnn", small_cnn, small_cnn_reference),
 ]
 
 

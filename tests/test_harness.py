@@ -53,3 +53,24 @@ def test_gradcheck_accepts_custom_layer_in_one_line():
             return self.gradInput
 
     assert nt.gradcheck(Square(), np.random.default_rng(0).standard_normal((3, 4))) <= 1e-6
+
+
+class BiasedMovingVariance(nt.BatchNormalization):
+    """Moves the variance with the biased batch estimate: only the buffers are wrong."""
+
+    def updateOutput(self, input):
+        before = self.moving_variance.copy()
+        output = super().updateOutput(input)
+        count = input.shape[0]
+        batch_part = (self.moving_variance - self.alpha * before) * (count - 1) / count
+        self.moving_variance[...] = self.alpha * before + batch_part
+        return output
+
+
+def test_harness_catches_wrong_moving_statistics():
+    case = ModuleCase(
+        "wrong", lambda rng, n: (BiasedMovingVariance(n_features=3), rng.standard_normal((n, 3))),
+        lambda m, x, p, b: torch.nn.functional.batch_norm(x, b[0], b[1], training=True,
+                                                          momentum=1 - m.alpha, eps=m.EPS))
+    with pytest.raises(AssertionError, match="buffer"):
+        check_module_against_torch(torch, case, seed=0, batch=4, mode="train")

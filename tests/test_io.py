@@ -69,6 +69,7 @@ def test_file_layout_is_json_plus_named_arrays(tmp_path):
         meta = json.loads(str(archive["__numtorch__"]))
     assert meta["input_shape"] == [6] and meta["kind"] == "model"
     assert meta["architecture"]["children"][1] == {"class": "LeakyReLU", "args": {"slope": 0.2}}
+    assert meta["architecture"]["children"][0]["args"] == {"n_in": 6, "n_out": 5, "bias": True}
     _, meta = io.load_with_metadata(tmp_path / "m.npz")
     assert meta["input_shape"] == [6]
 
@@ -144,6 +145,46 @@ def test_user_modules_round_trip_with_tuple_and_module_arguments(tmp_path):
     holder.inner.shift[:] = [5, 6]
     io.save(holder, tmp_path / "h.npz")
     np.testing.assert_array_equal(io.load(tmp_path / "h.npz").inner.shift, [5, 6])
+
+
+class Options(Module):
+    """A user module taking ``*sizes`` and ``**options``."""
+
+    def __init__(self, *sizes, **options):
+        super().__init__()
+        self.sizes, self.options = sizes, options
+
+
+def test_var_positional_and_keyword_arguments_round_trip(tmp_path):
+    io.save(Options(1, 2, mode="fast", extra={"a": (1, 2)}), tmp_path / "m.npz")
+    loaded = io.load(tmp_path / "m.npz")
+    assert loaded.sizes == (1, 2) and loaded.options == {"mode": "fast", "extra": {"a": (1, 2)}}
+
+
+def lazy_batch_norm_net():
+    nt.manual_seed(0)
+    return nt.Sequential(nt.Linear(3, 4), nt.BatchNormalization(0.5), nt.ReLU())
+
+
+def test_lazily_created_statistics_are_saved_and_restored(tmp_path):
+    x = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+    net = lazy_batch_norm_net()
+    io.save(net, tmp_path / "fresh.npz")
+    assert io.load(tmp_path / "fresh.npz")[1].moving_mean is None
+    net.forward(x)
+    io.save(net, tmp_path / "m.npz")
+    loaded = io.load(tmp_path / "m.npz")
+    assert repr(loaded) == repr(net) and loaded[1].n_features == 4
+    np.testing.assert_array_equal(loaded.evaluate().forward(x), net.evaluate().forward(x))
+
+    target = lazy_batch_norm_net()
+    io.load_weights(target, tmp_path / "m.npz")
+    assert target[1].n_features == 4
+    np.testing.assert_array_equal(target[1].moving_variance, net[1].moving_variance)
+    np.testing.assert_array_equal(target.evaluate().forward(x), net.forward(x))
+    target.train().forward(x)  # continues from the loaded statistics, not from fresh ones
+    net.train().forward(x)
+    np.testing.assert_array_equal(target[1].moving_mean, net[1].moving_mean)
 
 
 def test_arguments_that_are_not_data_are_refused(tmp_path):

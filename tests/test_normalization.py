@@ -137,3 +137,15 @@ def test_batch_norm_then_scaling_trains_in_a_network():
     assert scaling.gradGamma.any() and scaling.gradBeta.any()
     # BatchNorm removes the mean, so a bias before it gets no gradient.
     np.testing.assert_allclose(net[0].gradb, 0, atol=1e-5)
+
+
+def test_lazy_statistics_survive_save_and_load(tmp_path):
+    from numtorch import io
+
+    net = nt.Sequential(nt.Linear(3, 4), nt.BatchNormalization(0.8))
+    net.forward(batch((5, 3)))
+    assert net[1]._init_args == ((0.8,), {"n_features": 4})
+    io.save(net, tmp_path / "bn.npz")
+    loaded = io.load(tmp_path / "bn.npz")
+    assert repr(loaded[1]) == "BatchNormalization(alpha=0.8, n_features=4)"
+    np.testing.assert_array_equal(loaded[1].moving_variance, net[1].moving_variance)

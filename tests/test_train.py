@@ -175,6 +175,8 @@ def test_fit_argument_errors():
         (dict(epochs=-1), ValueError, "epochs as an int >= 0"),
         (dict(batch_size=0), ValueError, "batch_size >= 1"),
         (dict(train=(X, y[:5])), ValueError, "20 samples but y has 5"),
+        (dict(train=X), TypeError, r"train as a pair \(X, y\), got ndarray"),
+        (dict(val=(X, y, y)), TypeError, r"val as a pair \(X, y\), got tuple"),
         (dict(val=(X, y.astype(np.float32))), TypeError, "integer labels"),
         (dict(resume=True), ValueError, "resume=True needs the checkpoint path"),
     ]

@@ -169,3 +169,26 @@ def check_regression_target(owner, input, target, low=None, high=None):
     else:
         check_values_in(owner, target, low, high, "target")
     return target
+
+
+def check_pair(owner_name, value, what, minimum):
+    """An int or a pair of ints (height, width), each >= ``minimum``; returns a pair."""
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(values) != 2:
+        raise ValueError(f"{owner_name}: expected {what} as an int or a pair of ints, got {value!r}")
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{owner_name}: expected {what} as an int or a pair of ints, got {value!r}")
+        if v < minimum:
+            raise ValueError(f"{owner_name}: expected {what} >= {minimum}, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+def check_window(owner, input, kernel_size, padding):
+    """The (kh, kw) window must fit the spatial size of the padded NCHW ``input``."""
+    h, w = input.shape[2] + 2 * padding[0], input.shape[3] + 2 * padding[1]
+    if kernel_size[0] > h or kernel_size[1] > w:
+        raise ValueError(
+            f"{owner!r}: kernel {kernel_size} larger than the padded input ({h}, {w}) "
+            f"of input {input.shape}"
+        )

@@ -44,28 +44,22 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``numtorch: error: ...`` and exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"numtorch: error: {message} (see numtorch {self.prog.split()[-1]} --help)\n"
-                  if " " in self.prog else f"numtorch: error: {message} (see numtorch --help)\n")
+        self.exit(2, f"numtorch: error: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def integer(minimum):
+    """An argparse type: an int >= ``minimum``."""
 
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
 
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return parse
 
 
 def positive_float(text):
@@ -99,12 +93,12 @@ def build_parser():
     train.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="network preset (default: mlp)")
     train.add_argument("--hidden", type=hidden_sizes, default=[256, 128],
                        help="hidden layer sizes of the dense part (default: 256,128)")
-    train.add_argument("--epochs", type=non_negative_int, default=20, help="default: 20")
-    train.add_argument("--batch-size", type=positive_int, default=64, help="default: 64")
+    train.add_argument("--epochs", type=integer(0), default=20, help="default: 20")
+    train.add_argument("--batch-size", type=integer(1), default=64, help="default: 64")
     train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default: adam")
     train.add_argument("--lr", type=positive_float,
                        help="learning rate (default: 1e-3 for adam, 0.1 for sgd)")
-    train.add_argument("--seed", type=non_negative_int, default=0,
+    train.add_argument("--seed", type=integer(0), default=0,
                        help="seed of the weights and the batch order (default: 0)")
     train.add_argument("--out", help="output directory (default: runs/<data>-<model>)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")

@@ -37,9 +37,15 @@ VERSION = 1
 HEADER = "__numtorch__"
 
 
+def constructor_signature(cls):
+    """The signature of ``cls.__init__`` without ``self`` (``Module.__new__`` takes anything)."""
+    signature = inspect.signature(cls.__init__)
+    return signature.replace(parameters=list(signature.parameters.values())[1:])
+
+
 def is_container(module):
     """A module whose constructor takes only ``*modules`` and keeps them in ``.modules`` (Sequential)."""
-    parameters = list(inspect.signature(type(module)).parameters.values())
+    parameters = list(constructor_signature(type(module)).parameters.values())
     return (isinstance(getattr(module, "modules", None), list) and len(parameters) == 1
             and parameters[0].kind is inspect.Parameter.VAR_POSITIONAL)
 
@@ -55,8 +61,10 @@ def encode(owner, name, value):
     if isinstance(value, (list, tuple)):
         items = [encode(owner, name, item) for item in value]
         return {"__tuple__": items} if isinstance(value, tuple) else items
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {"__dict__": {key: encode(owner, f"{name}[{key!r}]", item) for key, item in value.items()}}
     raise TypeError(f"save: cannot store argument {name!r} of {owner!r}: a {type(value).__name__} "
-                    "(arguments must be numbers, strings, booleans, None, lists, tuples or modules)")
+                    "(arguments must be numbers, strings, booleans, None, lists, tuples, dicts or modules)")
 
 
 def decode(value, classes):
@@ -67,23 +75,47 @@ def decode(value, classes):
             return build(value["__module__"], classes)
         if "__tuple__" in value:
             return tuple(decode(item, classes) for item in value["__tuple__"])
+        if "__dict__" in value:
+            return {key: decode(item, classes) for key, item in value["__dict__"].items()}
         raise ValueError(f"load: unexpected argument encoding {sorted(value)}")
     return value
 
 
 def architecture(module):
-    """``{"class": name, "args": {argument: value}}`` or, for containers, ``{"class", "children"}``."""
+    """``{"class": name, "args": {argument: value}}`` or, for containers, ``{"class", "children"}``.
+
+    Every constructor argument is recorded, defaults included. An argument
+    given as ``None`` that the module has since resolved into an attribute
+    of the same name (``BatchNormalization(n_features=None)`` after its first
+    forward, ``Conv2d(padding=None)``) is recorded as resolved, so the
+    rebuilt module has room for the saved arrays.
+    """
     name = type(module).__name__
     if is_container(module):
         return {"class": name, "children": [architecture(child) for child in module.modules]}
     args, kwargs = getattr(module, "_init_args", ((), {}))
+    signature = constructor_signature(type(module))
     try:
-        bound = inspect.signature(type(module)).bind(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
     except TypeError as error:
         raise TypeError(f"save: the recorded arguments of {module!r} do not fit its constructor "
                         f"({error})") from None
-    return {"class": name,
-            "args": {key: encode(module, key, value) for key, value in bound.arguments.items()}}
+    bound.apply_defaults()
+    recorded = {}
+    for key, value in bound.arguments.items():
+        if value is None and getattr(module, key, None) is not None:
+            value = resolved(module, key, getattr(module, key))
+        recorded[key] = encode(module, key, value)
+    return {"class": name, "args": recorded}
+
+
+def resolved(module, key, value):
+    """``value`` if it can be stored as an argument, else ``None`` (the argument as given)."""
+    try:
+        encode(module, key, value)
+    except TypeError:
+        return None
+    return value
 
 
 def children(module):
@@ -137,7 +169,7 @@ def build(spec, classes):
                          "import the module that defines it before loading)")
     if "children" in spec:
         return cls(*(build(child, classes) for child in spec["children"]))
-    signature = inspect.signature(cls)
+    signature = constructor_signature(cls)
     args, kwargs = [], {}
     for name, value in spec.get("args", {}).items():
         if name not in signature.parameters:
@@ -263,15 +295,26 @@ def describe_architecture(spec):
 
 
 def assign(model, arrays, path):
-    """Copy the ``model/...`` arrays into ``model``'s parameters and buffers, checking every one."""
-    expected = {"model/" + key: (owner, name) for key, owner, name in named_arrays(model)
-                if getattr(owner, name) is not None}
+    """Copy the ``model/...`` arrays into ``model``'s parameters and buffers, checking every one.
+
+    A buffer the module has not created yet (BatchNormalization's statistics
+    before its first forward) is taken from the file when the file has it.
+    """
+    required, lazy = {}, {}
+    for key, owner, name in named_arrays(model):
+        if getattr(owner, name) is not None:
+            required["model/" + key] = (owner, name)
+        elif name in owner._buffers:
+            lazy["model/" + key] = (owner, name)
     stored = {key for key in arrays if key.startswith("model/")}
-    if stored != set(expected):
-        missing, extra = sorted(set(expected) - stored), sorted(stored - set(expected))
+    if not set(required) <= stored <= set(required) | set(lazy):
+        missing, extra = sorted(set(required) - stored), sorted(stored - set(required) - set(lazy))
         raise ValueError(f"{path}: the file's arrays do not fit {describe_architecture(architecture(model))}"
                          f" (missing {missing}, unexpected {extra})")
-    for key, (owner, name) in expected.items():
+    for key, (owner, name) in lazy.items():
+        if key in stored:
+            setattr(owner, name, arrays[key].copy())
+    for key, (owner, name) in required.items():
         target, value = getattr(owner, name), arrays[key]
         if value.shape != target.shape:
             raise ValueError(f"{path}: {key[6:]} of {owner!r} has shape {value.shape} in the file, "
@@ -312,11 +355,34 @@ def load_with_metadata(path):
     return rebuild(meta, arrays, os.fspath(path)), meta
 
 
+def fits(ours, theirs):
+    """Whether architecture ``theirs`` (a file's) fits ``ours``, where ``None`` is not yet resolved."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return ours.keys() == theirs.keys() and all(fits(ours[k], theirs[k]) for k in ours)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        return len(ours) == len(theirs) and all(fits(a, b) for a, b in zip(ours, theirs))
+    return ours is None or ours == theirs
+
+
+def resolve_lazy(module, spec, classes):
+    """Set the arguments ``module`` left as ``None`` and the file resolved (see ``architecture``)."""
+    if "children" in spec:
+        for child, child_spec in zip(module.modules, spec["children"]):
+            resolve_lazy(child, child_spec, classes)
+        return
+    args = architecture(module)["args"]
+    for key, value in spec["args"].items():
+        if args.get(key) is None and value is not None and hasattr(module, key):
+            setattr(module, key, decode(value, classes))
+
+
 def check_same_architecture(model, meta, path):
+    """Refuse a file of another architecture; then resolve ``model``'s lazy arguments from it."""
     ours, theirs = architecture(model), meta["architecture"]
-    if ours != theirs:
+    if not fits(ours, theirs):
         raise ValueError(f"{path}: the file holds {describe_architecture(theirs)}, "
                          f"not this model's {describe_architecture(ours)} (or other constructor arguments)")
+    resolve_lazy(model, theirs, module_classes())
 
 
 def load_weights(model, path):

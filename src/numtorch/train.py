@@ -118,8 +118,10 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     ``train_accuracy``, ``val_loss``, ``val_accuracy`` (``None`` without ``val``).
     """
     check_fit_arguments(model, criterion, optimizer, scheduler, epochs)
-    X, y = train
-    batches = Batches(X, y, batch_size, shuffle=True, seed=seed)
+    for name, pair in (("train", train), ("val", val)):
+        if pair is not None and (not isinstance(pair, (tuple, list)) or len(pair) != 2):
+            raise TypeError(f"fit: expected {name} as a pair (X, y), got {type(pair).__name__}")
+    batches = Batches(*train, batch_size, shuffle=True, seed=seed)
     if val is not None:
         check_pair("fit: val", *val)
     if resume and checkpoint is None:

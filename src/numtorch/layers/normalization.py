@@ -67,6 +67,9 @@ class BatchNormalization(Module):
             )
         if self.n_features is None:
             self._create_statistics(input.shape[1])
+            # From now on this is BatchNormalization(alpha, n_features=C): save/load rebuilds it so.
+            args, kwargs = self._init_args
+            self._init_args = (args, {**kwargs, "n_features": self.n_features})
         if self.training:
             mean = input.mean(axis=axes)
             variance = input.var(axis=axes)

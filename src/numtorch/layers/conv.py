@@ -1,0 +1,201 @@
+"""2-D convolution on NCHW input, computed as one matrix multiply over patches.
+
+Internally the layer works channels-last: the patches of the (padded) input
+are gathered through a strided view into a matrix ``cols`` of shape
+(N * Ho * Wo, kh * kw * C), so that every row reads runs of C contiguous
+values. The output array has the public NCHW shape and channels-last memory
+(the next conv or pooling layer reads it without a copy).
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from numtorch._checks import check_pair, check_positive_int, check_shape, check_window
+from numtorch.layers.linear import matching
+from numtorch.module import Module
+from numtorch.random import generator
+
+
+def output_size(size, kernel, stride, padding):
+    """``floor((size + 2 padding - kernel) / stride) + 1`` for each spatial axis."""
+    return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(size, kernel, stride, padding))
+
+
+def channels_last(array):
+    """An NCHW array viewed as NHWC (no copy)."""
+    return array.transpose(0, 2, 3, 1)
+
+
+class Scratch:
+    """Internal work arrays kept between calls, reallocated when shape or dtype changes.
+
+    Only arrays that never leave the layer live here: nothing a forward or
+    backward returned is ever written by a later call.
+    """
+
+    def __init__(self):
+        self.arrays = {}
+
+    def get(self, name, shape, dtype, fill=None):
+        array = self.arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+            self.arrays[name] = array
+        return array
+
+
+def padded_channels_last(scratch, input, padding, fill=0):
+    """``input`` (N, C, H, W) as (N, H + 2ph, W + 2pw, C), the border set to ``fill``.
+
+    Without padding this is a view of the input; with padding the interior of a
+    scratch array (whose border keeps ``fill``) is overwritten.
+    """
+    ph, pw = padding
+    if ph == 0 and pw == 0:
+        return channels_last(input)
+    n, c, h, w = input.shape
+    padded = scratch.get("padded", (n, h + 2 * ph, w + 2 * pw, c), input.dtype, fill)
+    padded[:, ph:ph + h, pw:pw + w, :] = channels_last(input)
+    return padded
+
+
+def windows(padded, kernel, stride, out_size):
+    """A read-only view (N, Ho, Wo, kh, kw, C) of every window of NHWC ``padded``."""
+    sn, sh, sw, sc = padded.strides
+    n, c = padded.shape[0], padded.shape[3]
+    shape = (n, *out_size, *kernel, c)
+    strides = (sn, sh * stride[0], sw * stride[1], sh, sw, sc)
+    return as_strided(padded, shape, strides, writeable=False)
+
+
+def offset_slices(kernel, stride, out_size):
+    """For each kernel offset (i, j), row-major, the slices of the padded input it reads."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_size
+    return [
+        (i, j, slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+
+
+class Conv2d(Module):
+    """2-D cross-correlation ``y[n, o] = b[o] + sum_{c, i, j} W[o, c, i, j] x_pad[n, c, s h + i, s w + j]``.
+
+    Args: ``in_channels``, ``out_channels``, ``kernel_size`` (int or pair),
+    ``stride=1``, ``padding=None`` (``k // 2``: keeps H and W for stride 1 and
+    odd kernels), ``bias=True``. ``W`` is (out, in, kh, kw), ``b`` (out,), both
+    uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in = in * kh * kw.
+    Shape: input (N, in, H, W) -> output (N, out, Ho, Wo),
+    ``Ho = floor((H + 2 ph - kh) / sh) + 1`` (likewise Wo).
+    Backward, with ``cols`` the patch matrix and ``g`` the gradOutput rows:
+    ``gradW += g^T cols``, ``gradb += sum g``, ``gradInput`` = the rows of
+    ``g W`` added back to the positions each patch was read from.
+    """
+
+    _parameters = ("W", "b")
+    _gradients = ("gradW", "gradb")
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=None, bias=True):
+        super().__init__()
+        self.in_channels = check_positive_int("Conv2d", in_channels, "in_channels")
+        self.out_channels = check_positive_int("Conv2d", out_channels, "out_channels")
+        self.kernel_size = check_pair("Conv2d", kernel_size, "kernel_size", 1)
+        self.stride = check_pair("Conv2d", stride, "stride", 1)
+        if padding is None:
+            padding = (self.kernel_size[0] // 2, self.kernel_size[1] // 2)
+        self.padding = check_pair("Conv2d", padding, "padding", 0)
+        kh, kw = self.kernel_size
+        stdv = 1.0 / np.sqrt(self.in_channels * kh * kw)
+        rng = generator()
+        shape = (self.out_channels, self.in_channels, kh, kw)
+        self.W = rng.uniform(-stdv, stdv, size=shape).astype(np.float32)
+        self.gradW = np.zeros_like(self.W)
+        self.b = self.gradb = None
+        if bias:
+            self.b = rng.uniform(-stdv, stdv, size=self.out_channels).astype(np.float32)
+            self.gradb = np.zeros_like(self.b)
+        self._scratch = Scratch()
+        self._cols_of = None
+        self._rows_of = None
+
+    def _weight_matrix(self, dtype):
+        """``W`` as a (kh * kw * in, out) matrix in the column order of ``cols``, then ``b`` as a row."""
+        k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+        matrix = np.empty((k + (self.b is not None), self.out_channels), dtype)
+        matrix[:k] = self.W.transpose(2, 3, 1, 0).reshape(k, self.out_channels)
+        if self.b is not None:
+            matrix[k] = self.b
+        return matrix
+
+    def _columns(self, input):
+        """The patch matrix (N * Ho * Wo, kh * kw * C [+ 1]) of ``input``, kept for backward.
+
+        With a bias, the last column is ones: the one matrix multiply then adds
+        ``b`` in forward and yields ``gradb`` (the last row of ``cols^T g``) in backward.
+        """
+        if self._cols_of is not None and self._cols_of[0] is input:
+            return self._cols_of[1]
+        n = input.shape[0]
+        out_size = output_size(input.shape[2:], self.kernel_size, self.stride, self.padding)
+        padded = padded_channels_last(self._scratch, input, self.padding)
+        k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
+        cols = self._scratch.get("cols", (n * out_size[0] * out_size[1], k + (self.b is not None)),
+                                 input.dtype)
+        np.copyto(cols[:, :k].reshape(n, *out_size, *self.kernel_size, self.in_channels),
+                  windows(padded, self.kernel_size, self.stride, out_size))
+        if self.b is not None:
+            cols[:, k] = 1
+        self._cols_of = (input, cols)
+        return cols
+
+    def _rows(self, gradOutput):
+        """gradOutput (N, out, Ho, Wo) as rows (N * Ho * Wo, out) in the order of ``cols``."""
+        if self._rows_of is not None and self._rows_of[0] is gradOutput:
+            return self._rows_of[1]
+        rows = channels_last(gradOutput).reshape(-1, self.out_channels)
+        self._rows_of = (gradOutput, rows)
+        return rows
+
+    def updateOutput(self, input):
+        check_shape(self, input, (None, self.in_channels, None, None))
+        check_window(self, input, self.kernel_size, self.padding)
+        self._cols_of = None
+        out = self._columns(input) @ self._weight_matrix(input.dtype)
+        n = input.shape[0]
+        out_size = output_size(input.shape[2:], self.kernel_size, self.stride, self.padding)
+        self.output = out.reshape(n, *out_size, self.out_channels).transpose(0, 3, 1, 2)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        n, c, h, w = input.shape
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        out_size = gradOutput.shape[2:]
+        rows = self._rows(gradOutput)
+        # One (M, C) block per kernel offset, each contiguous, so that the
+        # scatter below adds long runs rather than C values at a time.
+        weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
+        grad_cols = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
+        np.matmul(rows, weights, out=grad_cols)
+        grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
+        for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
+            grad_padded[:, rows_at, cols_at, :] += grad_cols[i * kw + j].reshape(n, *out_size, c)
+        self.gradInput = grad_padded[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
+        return self.gradInput
+
+    def accGradParameters(self, input, gradOutput):
+        kh, kw = self.kernel_size
+        k = kh * kw * self.in_channels
+        grad_matrix = self._columns(input).T @ self._rows(gradOutput)
+        self.gradW += grad_matrix[:k].reshape(kh, kw, self.in_channels, -1).transpose(3, 2, 0, 1)
+        if self.b is not None:
+            self.gradb += grad_matrix[k]
+
+    def __repr__(self):
+        args = f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}"
+        if self.stride != (1, 1):
+            args += f", stride={self.stride}"
+        if self.padding != (0, 0):
+            args += f", padding={self.padding}"
+        if self.b is None:
+            args += ", bias=False"
+        return f"Conv2d({args})"

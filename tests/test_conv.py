@@ -1,0 +1,119 @@
+"""Conv2d beyond the shared table: arguments, errors, initialization and array ownership.
+
+Output and gradients against PyTorch and by finite differences: the Conv2d rows
+of ``module_table.py``.
+"""
+
+import numpy as np
+import pytest
+
+import numtorch as nt
+
+
+def test_arguments_take_ints_or_pairs_and_padding_defaults_to_half_the_kernel():
+    conv = nt.Conv2d(3, 8, (3, 5), stride=(1, 2))
+    assert conv.kernel_size == (3, 5) and conv.stride == (1, 2) and conv.padding == (1, 2)
+    assert nt.Conv2d(3, 8, 4, padding=0).padding == (0, 0)
+    assert repr(conv) == "Conv2d(3 -> 8, kernel_size=(3, 5), stride=(1, 2), padding=(1, 2))"
+    assert repr(nt.Conv2d(1, 2, 1, bias=False)) == "Conv2d(1 -> 2, kernel_size=(1, 1), bias=False)"
+
+
+def test_default_padding_keeps_height_and_width_for_odd_kernels():
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 4)).astype(np.float32)
+    for kernel in (1, 3, 5):
+        assert nt.Conv2d(3, 5, kernel).forward(x).shape == (2, 5, 7, 4)
+
+
+def test_parameters_are_float32_uniform_within_one_over_sqrt_fan_in():
+    nt.manual_seed(0)
+    conv = nt.Conv2d(4, 6, (3, 2))
+    bound = 1 / np.sqrt(4 * 3 * 2)
+    assert conv.W.shape == (6, 4, 3, 2) and conv.b.shape == (6,)
+    for p in (conv.W, conv.b):
+        assert p.dtype == np.float32
+        assert np.abs(p).max() <= bound and np.abs(p).max() > 0.8 * bound
+    assert conv.getParameters() == [conv.W, conv.b]
+    assert nt.Conv2d(4, 6, 3, bias=False).getParameters()[0].shape == (6, 4, 3, 3)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(kernel_size=0), "kernel_size >= 1"),
+    (dict(kernel_size=(3, 0)), "kernel_size >= 1"),
+    (dict(kernel_size=3, stride=0), "stride >= 1"),
+    (dict(kernel_size=3, padding=-1), "padding >= 0"),
+    (dict(kernel_size=(1, 2, 3)), "kernel_size as an int or a pair"),
+])
+def test_bad_hyper_parameters_are_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=f"Conv2d: expected {message}"):
+        nt.Conv2d(2, 3, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2.0), dict(kernel_size=3, stride=True)])
+def test_non_integer_hyper_parameters_are_type_errors(kwargs):
+    with pytest.raises(TypeError, match="Conv2d: expected"):
+        nt.Conv2d(2, 3, **kwargs)
+
+
+def test_wrong_channel_count_names_the_layer_and_shapes():
+    conv = nt.Conv2d(3, 4, 3)
+    message = r"Conv2d\(3 -> 4, .*expected input \(N, 3, \*, \*\), got \(2, 4, 5, 5\)"
+    with pytest.raises(ValueError, match=message):
+        conv.forward(np.zeros((2, 4, 5, 5), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 3, 5, 5, 1), (3,)])
+def test_input_must_be_4d(shape):
+    with pytest.raises(ValueError, match=r"Conv2d\(3 -> 4.*expected input \(N, 3, \*, \*\)"):
+        nt.Conv2d(3, 4, 3).forward(np.zeros(shape, np.float32))
+
+
+def test_kernel_larger_than_the_padded_input():
+    conv = nt.Conv2d(1, 2, 5, padding=1)
+    conv.forward(np.zeros((1, 1, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"kernel \(5, 5\) larger than the padded input \(4, 6\) "
+                                         r"of input \(1, 1, 2, 4\)"):
+        conv.forward(np.zeros((1, 1, 2, 4), np.float32))
+
+
+def test_integer_input_is_a_type_error():
+    with pytest.raises(TypeError, match="Conv2d"):
+        nt.Conv2d(1, 1, 1).forward(np.zeros((1, 1, 2, 2), np.int64))
+
+
+def test_float64_input_gives_float64_output_and_gradients():
+    conv = nt.Conv2d(2, 3, 3)
+    x = np.random.default_rng(1).standard_normal((2, 2, 5, 5))
+    assert conv.forward(x).dtype == np.float64
+    assert conv.backward(x, np.ones((2, 3, 5, 5))).dtype == np.float64
+    assert conv.gradW.dtype == np.float32
+
+
+def test_earlier_results_are_not_changed_by_later_calls():
+    rng = np.random.default_rng(2)
+    conv = nt.Conv2d(3, 4, 3, stride=2)
+    x1, x2 = (rng.standard_normal((2, 3, 9, 7)).astype(np.float32) for _ in range(2))
+    out1 = conv.forward(x1)
+    g1 = rng.standard_normal(out1.shape).astype(np.float32)
+    grad1 = conv.backward(x1, g1)
+    kept_out, kept_grad = out1.copy(), grad1.copy()
+    out2 = conv.forward(x2)
+    conv.backward(x2, rng.standard_normal(out2.shape).astype(np.float32))
+    np.testing.assert_array_equal(out1, kept_out)
+    np.testing.assert_array_equal(grad1, kept_grad)
+
+
+def test_backward_uses_the_input_it_is_given():
+    rng = np.random.default_rng(3)
+    x1, x2 = (rng.standard_normal((3, 2, 6, 5)).astype(np.float32) for _ in range(2))
+    nt.manual_seed(0)
+    conv = nt.Conv2d(2, 3, 3)
+    fresh = nt.Conv2d(2, 3, 3)
+    fresh.W[...], fresh.b[...] = conv.W, conv.b
+    g = rng.standard_normal((3, 3, 6, 5)).astype(np.float32)
+    conv.forward(x1)
+    conv.forward(x2)
+    conv.backward(x1, g)
+    fresh.forward(x1)
+    fresh.backward(x1, g)
+    np.testing.assert_allclose(conv.gradW, fresh.gradW, rtol=1e-6)
+    np.testing.assert_allclose(conv.gradb, fresh.gradb, rtol=1e-6)
