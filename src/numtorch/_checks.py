@@ -48,7 +48,8 @@ def check_finite(owner, array, what="target"):
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{label(owner)}: expected a finite {what}, got {array[index]} at {index}")
+        raise ValueError(
+            f"{label(owner)}: expected a finite {what} (no NaN or infinity), got {array[index]} at {index}")
 
 
 def shape_text(expected):
