@@ -253,6 +253,9 @@ def check_entries(archive):
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, _, dtype = read_header(entry)
+            if dtype.hasobject:
+                raise ValueError(f"entry {info.filename!r} holds Python objects (a pickle), "
+                                 "which numtorch never loads")
             declared = math.prod(shape) * dtype.itemsize
             held = info.file_size - entry.tell()
             if declared != held:
@@ -264,6 +267,12 @@ def read_npz(path):
     """Every array of the ``.npz`` at ``path`` (``allow_pickle=False``), or a clear ValueError."""
     path = os.fspath(path)
     try:
+        with open(path, "rb") as file:
+            start = file.read(6)
+        if start == b"\x93NUMPY":
+            raise ValueError("a single .npy array, not an .npz archive")
+        if not start.startswith(b"PK"):
+            raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
