@@ -11,6 +11,8 @@ The rules (the README's "Errors" section states them for users):
 
 import numpy as np
 
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def label(owner):
     """How a module, criterion or function is named in a message: its one-line repr or its name.
@@ -34,7 +36,7 @@ def check_float_array(owner, array, what="input", batch=True):
     """A float32/float64 NumPy array; with ``batch``, one with a first axis of at least one sample."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{label(owner)}: expected {what} as a NumPy float array, got {describe(array)}")
-    if array.dtype != np.float32 and array.dtype != np.float64:
+    if array.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{label(owner)}: expected {what} of dtype float32 or float64, got {array.dtype} "
             f"(convert it with .astype(np.float32))"
@@ -48,7 +50,8 @@ def check_finite(owner, array, what="target"):
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{label(owner)}: expected a finite {what}, got {array[index]} at {index}")
+        raise ValueError(
+            f"{label(owner)}: expected a finite {what} (no NaN or infinity), got {array[index]} at {index}")
 
 
 def shape_text(expected):
@@ -58,10 +61,15 @@ def shape_text(expected):
 
 def check_shape(owner, array, expected, what="input"):
     """``expected`` is a tuple of sizes, ``None`` where any size goes."""
-    if array.ndim != len(expected) or any(
-        e is not None and e != s for e, s in zip(expected, array.shape)
-    ):
-        raise ValueError(f"{label(owner)}: expected {what} {shape_text(expected)}, got {array.shape}")
+    # A plain loop: this runs on every forward, and a generator costs more than the check.
+    shape = array.shape
+    if len(shape) == len(expected):
+        for e, s in zip(expected, shape):
+            if e is not None and e != s:
+                break
+        else:
+            return
+    raise ValueError(f"{label(owner)}: expected {what} {shape_text(expected)}, got {array.shape}")
 
 
 def check_min_rank(owner, array, rank, what="input"):
@@ -189,6 +197,7 @@ def check_window(owner, input, kernel_size, padding):
     h, w = input.shape[2] + 2 * padding[0], input.shape[3] + 2 * padding[1]
     if kernel_size[0] > h or kernel_size[1] > w:
         raise ValueError(
-            f"{label(owner)}: expected an input whose padded height and width fit the kernel "
-            f"{kernel_size}, got {input.shape} (padded to ({h}, {w}))"
+            f"{label(owner)}: kernel {kernel_size} larger than the padded input ({h}, {w}) "
+            f"of input {input.shape}; expected H >= {kernel_size[0] - 2 * padding[0]} "
+            f"and W >= {kernel_size[1] - 2 * padding[1]}"
         )
