@@ -70,8 +70,9 @@ def test_input_must_be_4d(shape):
 def test_kernel_larger_than_the_padded_input():
     conv = nt.Conv2d(1, 2, 5, padding=1)
     conv.forward(np.zeros((1, 1, 3, 3), np.float32))
-    with pytest.raises(ValueError, match=r"kernel \(5, 5\) larger than the padded input \(4, 6\) "
-                                         r"of input \(1, 1, 2, 4\)"):
+    with pytest.raises(ValueError, match=r"Conv2d\(1 -> 2, .*: expected an input whose padded height and "
+                                         r"width fit the kernel \(5, 5\), got \(1, 1, 2, 4\) "
+                                         r"\(padded to \(4, 6\)\)"):
         conv.forward(np.zeros((1, 1, 2, 4), np.float32))
 
 
@@ -117,3 +118,23 @@ def test_backward_uses_the_input_it_is_given():
     fresh.backward(x1, g)
     np.testing.assert_allclose(conv.gradW, fresh.gradW, rtol=1e-6)
     np.testing.assert_allclose(conv.gradb, fresh.gradb, rtol=1e-6)
+
+
+def test_a_grad_output_array_refilled_in_place_is_read_again():
+    rng = np.random.default_rng(4)
+    conv = nt.Conv2d(2, 3, 3)
+    x = rng.standard_normal((2, 2, 5, 4)).astype(np.float32)
+    g1, g2 = (rng.standard_normal((2, 3, 5, 4)).astype(np.float32) for _ in range(2))
+    conv.forward(x)
+    conv.backward(x, g1)
+    first = conv.gradW.copy()
+    conv.zeroGradParameters()
+    conv.backward(x, g2)
+    second = conv.gradW.copy()
+    conv.zeroGradParameters()
+    buffer = g1.copy()
+    conv.backward(x, buffer)
+    buffer[...] = g2
+    grad_input = conv.backward(x, buffer).copy()
+    np.testing.assert_allclose(conv.gradW, first + second, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(grad_input, conv.backward(x, g2.copy()))

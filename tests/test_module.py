@@ -124,3 +124,21 @@ def test_outputs_keep_the_input_dtype(case, mode, dtype):
 def test_flatten_nested_lists():
     a, b, c = np.zeros(1), np.zeros(2), np.zeros(3)
     assert [x.shape for x in flatten([[a, []], [[b]], c])] == [(1,), (2,), (3,)]
+
+
+def test_needs_input_grad_false_skips_the_input_gradient_only():
+    nt.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    full = nt.Sequential(nt.Linear(4, 3), nt.ReLU(), nt.Linear(3, 2))
+    nt.manual_seed(0)
+    skipping = nt.Sequential(nt.Linear(4, 3), nt.ReLU(), nt.Linear(3, 2))
+    skipping[0].needs_input_grad = False
+    grad = rng.standard_normal((5, 2)).astype(np.float32)
+    for model in (full, skipping):
+        model.zeroGradParameters()
+        model.forward(x)
+    assert full.backward(x, grad).shape == x.shape
+    assert skipping.backward(x, grad) is None and skipping[0].gradInput is None
+    for ours, theirs in zip(flatten(skipping.getGradParameters()), flatten(full.getGradParameters())):
+        np.testing.assert_array_equal(ours, theirs)

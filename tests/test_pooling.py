@@ -79,8 +79,9 @@ def test_shapes_that_do_not_fit_name_the_layer_and_shapes(layer):
     with pytest.raises(ValueError, match=rf"{name}\(kernel_size=\(2, 2\)\): "
                                          r"expected input \(N, \*, \*, \*\), got \(2, 4, 4\)"):
         layer(2).forward(np.zeros((2, 4, 4), np.float32))
-    with pytest.raises(ValueError, match=rf"{name}\(kernel_size=\(3, 3\)\): kernel \(3, 3\) larger than "
-                                         r"the padded input \(2, 5\) of input \(1, 1, 2, 5\)"):
+    with pytest.raises(ValueError, match=rf"{name}\(kernel_size=\(3, 3\)\): expected an input whose padded "
+                                         r"height and width fit the kernel \(3, 3\), got \(1, 1, 2, 5\) "
+                                         r"\(padded to \(2, 5\)\)"):
         layer(3).forward(np.zeros((1, 1, 2, 5), np.float32))
 
 

@@ -11,6 +11,8 @@ The rules (the README's "Errors" section states them for users):
 
 import numpy as np
 
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
 
 def label(owner):
     """How a module, criterion or function is named in a message: its one-line repr or its name.
@@ -34,7 +36,7 @@ def check_float_array(owner, array, what="input", batch=True):
     """A float32/float64 NumPy array; with ``batch``, one with a first axis of at least one sample."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{label(owner)}: expected {what} as a NumPy float array, got {describe(array)}")
-    if array.dtype != np.float32 and array.dtype != np.float64:
+    if array.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{label(owner)}: expected {what} of dtype float32 or float64, got {array.dtype} "
             f"(convert it with .astype(np.float32))"
@@ -59,10 +61,15 @@ def shape_text(expected):
 
 def check_shape(owner, array, expected, what="input"):
     """``expected`` is a tuple of sizes, ``None`` where any size goes."""
-    if array.ndim != len(expected) or any(
-        e is not None and e != s for e, s in zip(expected, array.shape)
-    ):
-        raise ValueError(f"{label(owner)}: expected {what} {shape_text(expected)}, got {array.shape}")
+    # A plain loop: this runs on every forward, and a generator costs more than the check.
+    shape = array.shape
+    if len(shape) == len(expected):
+        for e, s in zip(expected, shape):
+            if e is not None and e != s:
+                break
+        else:
+            return
+    raise ValueError(f"{label(owner)}: expected {what} {shape_text(expected)}, got {array.shape}")
 
 
 def check_min_rank(owner, array, rank, what="input"):

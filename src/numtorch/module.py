@@ -21,8 +21,15 @@ class Module:
     ``forward(input)`` computes ``output``; ``backward(input, gradOutput)``
     computes ``gradInput`` and ADDS the parameter gradients of this batch into
     the gradient arrays (Torch7 semantics: call ``zeroGradParameters`` first).
+
+    ``needs_input_grad = False`` on a network's first layer skips computing the
+    gradient with respect to the data, which training never uses (PyTorch skips
+    it too for inputs that do not require grad; Torch7 users set that layer's
+    ``gradInput`` to nil): ``backward`` then only accumulates the parameter
+    gradients and returns ``None``.
     """
 
+    needs_input_grad = True
     _parameters = ()
     _gradients = ()
     _buffers = ()
@@ -47,7 +54,10 @@ class Module:
     def backward(self, input, gradOutput):
         """Compute ``gradInput`` and accumulate parameter gradients; return ``gradInput``."""
         self.check_backward(input, gradOutput)
-        self.updateGradInput(input, gradOutput)
+        if self.needs_input_grad:
+            self.updateGradInput(input, gradOutput)
+        else:
+            self.gradInput = None
         self.accGradParameters(input, gradOutput)
         return self.gradInput
 

@@ -14,6 +14,7 @@ The classes: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` bound to a module
 
 import numpy as np
 
+from numtorch._blas import axpy
 from numtorch._checks import check_float_array, check_number, check_positive_int, label
 from numtorch.module import Module, flatten
 
@@ -62,7 +63,7 @@ def sgd_momentum(variables, gradients, config, state):
         else:
             buffers[i] *= momentum
             buffers[i] += grad
-        param -= param.dtype.type(lr) * buffers[i]
+        axpy(-lr, buffers[i], param)
 
 
 def adam_optimizer(variables, gradients, config, state):
@@ -235,7 +236,7 @@ class SGD(Optimizer):
                 buf *= self.momentum
                 buf += grad
             grad = grad + self.momentum * buf if self.nesterov else buf
-        param -= self.lr * grad
+        axpy(-self.lr, grad, param)
 
 
 class Adam(Optimizer):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from numtorch._blas import add_matmul_tn, affine, matmul
 from numtorch._checks import check_positive_int, check_shape
 from numtorch.module import Module
 from numtorch.random import generator
@@ -9,7 +10,7 @@ from numtorch.random import generator
 
 def matching(param, dtype):
     """``param`` in the input's dtype (a copy only when they differ)."""
-    return param if param.dtype == dtype else param.astype(dtype)
+    return param if param is None or param.dtype == dtype else param.astype(dtype)
 
 
 class Linear(Module):
@@ -18,7 +19,8 @@ class Linear(Module):
     Args: ``n_in``, ``n_out``, ``bias=True``. ``W`` is (n_out, n_in), ``b`` is
     (n_out,); both start uniform in [-1/sqrt(n_in), 1/sqrt(n_in)].
     Shape: input (N, n_in) -> output (N, n_out).
-    Backward: ``gradInput = g W``, ``gradW += g^T x``, ``gradb += sum_n g``.
+    Backward: ``gradInput = g W``, ``gradW += g^T x``, ``gradb += sum_n g``
+    (each product one BLAS call; ``gradW`` accumulates in place).
     """
 
     _parameters = ("W", "b")
@@ -39,17 +41,15 @@ class Linear(Module):
 
     def updateOutput(self, input):
         check_shape(self, input, (None, self.n_in))
-        self.output = input @ matching(self.W, input.dtype).T
-        if self.b is not None:
-            self.output += matching(self.b, input.dtype)
+        self.output = affine(input, matching(self.W, input.dtype), matching(self.b, input.dtype))
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        self.gradInput = gradOutput @ matching(self.W, gradOutput.dtype)
+        self.gradInput = matmul(gradOutput, matching(self.W, gradOutput.dtype))
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
-        self.gradW += gradOutput.T @ input
+        add_matmul_tn(self.gradW, gradOutput, input)
         if self.b is not None:
             self.gradb += gradOutput.sum(axis=0)
 
