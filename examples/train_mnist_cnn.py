@@ -42,7 +42,7 @@ def accuracy(net, x, y, batch_size=500):
     return correct / len(x)
 
 
-def train(directory, epochs=6, batch_size=64, learning_rate=2e-3, seed=0, log=print):
+def train(directory, epochs=8, batch_size=64, learning_rate=2e-3, seed=0, log=print):
     """Train, print progress through ``log``; return the test accuracy."""
     nt.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -83,7 +83,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", nargs="?", default=str(DEFAULT_DIRECTORY),
                         help="folder with the MNIST t10k IDX files (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args(argv)
     if not Path(args.directory).is_dir():
         print(f"skipped: MNIST folder {args.directory} not found")

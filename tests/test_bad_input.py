@@ -547,3 +547,280 @@ def test_set_rng_state_rejects_garbage():
     with pytest.raises(ValueError) as error:
         numtorch.set_rng_state({"bit_generator": "nonsense"})
     assert_clear(error.value, ["set_rng_state"], "nonsense")
+
+
+# Optimizer classes, schedulers, data, save/load, fit and evaluate: one row per bad call.
+
+def dense_model():
+    numtorch.manual_seed(0)
+    return numtorch.Sequential(numtorch.Linear(4, 3))
+
+
+def samples(n=10):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 4)).astype(np.float32), np.arange(n) % 3
+
+
+def saved_model(directory):
+    path = directory / "model.npz"
+    numtorch.save(dense_model(), path)
+    return path
+
+
+def optimizer_rows():
+    from numtorch.optim import SGD, Adam, AdamW, RMSprop
+
+    for cls in (SGD, Adam, AdamW, RMSprop):
+        name = cls.__name__
+        yield f"{name}-model-list", lambda cls=cls: cls([np.zeros(3)], lr=0.1), TypeError, [name, "list"]
+        yield f"{name}-no-parameters", lambda cls=cls: cls(numtorch.ReLU(), lr=0.1), ValueError, \
+            [name, "ReLU", "no parameters"]
+        yield f"{name}-lr-negative", lambda cls=cls: cls(dense_model(), lr=-1), ValueError, [name, "lr", "-1"]
+        yield f"{name}-lr-nan", lambda cls=cls: cls(dense_model(), lr=float("nan")), ValueError, \
+            [name, "lr", "nan"]
+        yield f"{name}-lr-string", lambda cls=cls: cls(dense_model(), lr="0.1"), TypeError, \
+            [name, "lr", "'0.1'"]
+        yield f"{name}-weight_decay-negative", lambda cls=cls: cls(dense_model(), lr=0.1, weight_decay=-1), \
+            ValueError, [name, "weight_decay", "-1"]
+        yield f"{name}-state-None", lambda cls=cls: cls(dense_model(), lr=0.1).load_state_dict(None), \
+            TypeError, [name, "load_state_dict", "NoneType"]
+        yield f"{name}-state-incomplete", lambda cls=cls: cls(dense_model(), lr=0.1).load_state_dict(
+            {"class": cls.__name__}), ValueError, [name, "missing", "hyperparameters"]
+        other = Adam if cls is SGD else SGD
+        yield f"{name}-state-of-{other.__name__}", lambda cls=cls, other=other: cls(
+            dense_model(), lr=0.1).load_state_dict(other(dense_model(), lr=0.1).state_dict()), ValueError, \
+            [name, other.__name__]
+    yield "SGD-momentum-above-1", lambda: SGD(dense_model(), lr=0.1, momentum=1.5), ValueError, \
+        ["SGD", "momentum", "1.5"]
+    yield "SGD-nesterov-string", lambda: SGD(dense_model(), lr=0.1, momentum=0.9, nesterov="yes"), \
+        TypeError, ["SGD", "nesterov", "str"]
+    yield "SGD-nesterov-without-momentum", lambda: SGD(dense_model(), lr=0.1, nesterov=True), ValueError, \
+        ["SGD", "momentum > 0", "0.0"]
+    yield "Adam-beta1-1", lambda: Adam(dense_model(), betas=(1.0, 0.999)), \
+        ValueError, ["Adam", "betas", "1.0"]
+    yield "Adam-betas-short", lambda: Adam(dense_model(), betas=(0.9,)), \
+        ValueError, ["Adam", "betas", "(0.9,)"]
+    yield "Adam-eps-negative", lambda: Adam(dense_model(), eps=-1), ValueError, ["Adam", "eps", "-1"]
+    yield "RMSprop-alpha-above-1", lambda: RMSprop(dense_model(), alpha=1.5), ValueError, \
+        ["RMSprop", "alpha", "1.5"]
+    yield "RMSprop-centered-string", lambda: RMSprop(dense_model(), centered="no"), TypeError, \
+        ["RMSprop", "centered", "str"]
+
+
+def schedule_rows():
+    from numtorch.optim import SGD, CosineAnnealingLR, StepLR, clip_grad_norm
+
+    yield "StepLR-step_size-0", lambda: StepLR(SGD(dense_model(), lr=0.1), 0), ValueError, \
+        ["StepLR", "step_size", "0"]
+    yield "StepLR-gamma-negative", lambda: StepLR(SGD(dense_model(), lr=0.1), 2, gamma=-1), ValueError, \
+        ["StepLR", "gamma", "-1"]
+    yield "StepLR-not-an-optimizer", lambda: StepLR(dense_model(), 2), TypeError, ["StepLR", "Sequential"]
+    yield "CosineAnnealingLR-T_max-0", lambda: CosineAnnealingLR(SGD(dense_model(), lr=0.1), 0), ValueError, \
+        ["CosineAnnealingLR", "T_max", "0"]
+    yield "StepLR-state-None", lambda: StepLR(SGD(dense_model(), lr=0.1), 2).load_state_dict(None), \
+        TypeError, ["StepLR", "NoneType"]
+    yield "clip_grad_norm-negative", lambda: clip_grad_norm(dense_model(), -1), ValueError, \
+        ["clip_grad_norm", "max_norm", "-1"]
+    yield "clip_grad_norm-not-a-module", lambda: clip_grad_norm([np.zeros(2)], 1.0), TypeError, \
+        ["clip_grad_norm", "list"]
+
+
+def data_rows(directory):
+    from numtorch.data import Batches, load_digits, load_mnist, load_npz, train_test_split
+
+    X, y = samples()
+    yield "Batches-batch_size-0", lambda: Batches(X, y, 0), ValueError, ["Batches", "batch_size", "0"]
+    yield "Batches-X-int", lambda: Batches(X.astype(np.int64), y, 2), TypeError, ["Batches", "int64"]
+    yield "Batches-X-bool", lambda: Batches(X > 0.5, y, 2), TypeError, ["Batches", "bool"]
+    yield "Batches-y-float", lambda: Batches(X, y.astype(np.float32), 2), TypeError, ["Batches", "float32"]
+    yield "Batches-mismatched", lambda: Batches(X, y[:5], 2), \
+        ValueError, ["Batches", "10 samples", "5 labels"]
+    yield "Batches-empty", lambda: Batches(X[:0], y[:0], 2), ValueError, ["Batches", "no samples", "(0, 4)"]
+    yield "Batches-labels-negative", lambda: Batches(X, y - 1, 2), ValueError, ["Batches", "-1"]
+    yield "Batches-seed-negative", lambda: Batches(X, y, 2, seed=-1), ValueError, ["Batches", "seed", "-1"]
+    yield "Batches-shuffle-string", lambda: Batches(X, y, 2, shuffle="yes"), TypeError, ["Batches", "shuffle"]
+    yield "Batches-state-None", lambda: Batches(X, y, 2).load_state_dict(None), ValueError, \
+        ["Batches.load_state_dict", "NoneType"]
+    yield "train_test_split-fraction-0", lambda: train_test_split(X, y, 0), ValueError, \
+        ["train_test_split", "test_fraction", "0"]
+    yield "train_test_split-fraction-1", lambda: train_test_split(X, y, 1.0), ValueError, \
+        ["train_test_split", "test_fraction", "1.0"]
+    yield "train_test_split-fraction-nan", lambda: train_test_split(X, y, float("nan")), ValueError, \
+        ["train_test_split", "nan"]
+    yield "train_test_split-fraction-string", lambda: train_test_split(X, y, "0.2"), TypeError, \
+        ["train_test_split", "'0.2'"]
+    yield "train_test_split-seed-negative", lambda: train_test_split(X, y, seed=-1), ValueError, \
+        ["train_test_split", "seed", "-1"]
+    yield "train_test_split-X-int", lambda: train_test_split(X.astype(np.int64), y), TypeError, \
+        ["train_test_split", "int64"]
+    yield "load_digits-fraction-2", lambda: load_digits(2), ValueError, ["test_fraction", "2"]
+    yield "load_mnist-split", lambda: load_mnist(directory, "val"), ValueError, ["load_mnist", "'val'"]
+    yield "load_mnist-no-directory", lambda: load_mnist(directory / "absent"), FileNotFoundError, \
+        ["load_mnist", "absent"]
+    yield "load_mnist-no-files", lambda: load_mnist(directory), \
+        FileNotFoundError, ["load_mnist", "train-images"]
+    bad_npz = {
+        "X-nan": ({"X": np.full((3, 2), np.nan), "y": np.zeros(3, np.int64)}, ValueError, ["nan"]),
+        "y-float": ({"X": np.zeros((3, 2)), "y": np.zeros(3)}, TypeError, ["float64"]),
+        "y-negative": ({"X": np.zeros((3, 2)), "y": np.array([0, -1, 2])}, ValueError, ["-1"]),
+        "empty": ({"X": np.zeros((0, 2)), "y": np.zeros(0, np.int64)}, ValueError, ["no samples"]),
+        "X-1d": ({"X": np.zeros(3), "y": np.zeros(3, np.int64)}, TypeError, ["(3,)"]),
+        "X-complex": ({"X": np.zeros((3, 2), complex), "y": np.zeros(3, np.int64)}, ValueError, ["complex"]),
+        "y-missing": ({"X": np.zeros((3, 2))}, ValueError, ["'y'"]),
+        "mismatched": ({"X": np.zeros((3, 2)), "y": np.zeros(2, np.int64)}, ValueError, ["3 samples"]),
+    }
+    for kind, (arrays, error_type, got) in bad_npz.items():
+        def load(arrays=arrays, kind=kind):
+            np.savez(directory / f"{kind}.npz", **arrays)
+            return load_npz(directory / f"{kind}.npz")
+
+        yield f"load_npz-{kind}", load, error_type, [f"{kind}.npz", *got]
+
+
+def io_rows(directory):
+    from numtorch.io import load_checkpoint, load_weights, save_checkpoint
+    from numtorch.optim import SGD
+
+    model = dense_model()
+    yield "save-not-a-module", lambda: numtorch.save([1], directory / "m.npz"), TypeError, ["save", "list"]
+    yield "save-input_shape-string", lambda: numtorch.save(model, directory / "m.npz", input_shape="ab"), \
+        TypeError, ["save", "input_shape", "str"]
+    yield "save-input_shape-negative", lambda: numtorch.save(model, directory / "m.npz", input_shape=(-1,)), \
+        ValueError, ["save", "input_shape", "-1"]
+    yield "save-missing-folder", lambda: numtorch.save(model, directory / "absent" / "m.npz"), \
+        FileNotFoundError, ["absent"]
+    yield "load-missing", lambda: numtorch.load(directory / "absent.npz"), FileNotFoundError, ["absent.npz"]
+    yield "load_weights-not-a-module", lambda: load_weights([1], saved_model(directory)), TypeError, \
+        ["load_weights", "list"]
+    yield "load_weights-other-architecture", lambda: load_weights(
+        numtorch.Sequential(numtorch.Linear(4, 2)), saved_model(directory)), ValueError, ["model.npz"]
+    yield "load_checkpoint-of-a-model-file", lambda: load_checkpoint(
+        saved_model(directory), model, SGD(model, lr=0.1)), ValueError, ["model.npz", "not a checkpoint"]
+    yield "save_checkpoint-epoch-string", lambda: save_checkpoint(
+        directory / "c.npz", model, SGD(model, lr=0.1), "x"), TypeError, ["save_checkpoint", "epoch", "'x'"]
+    yield "save_checkpoint-no-optimizer", lambda: save_checkpoint(directory / "c.npz", model, None, 1), \
+        TypeError, ["save_checkpoint", "NoneType"]
+    yield "save_checkpoint-state-not-json", lambda: save_checkpoint(
+        directory / "c.npz", model, SGD(model, lr=0.1), 1, extra=object()), TypeError, \
+        ["save_checkpoint", "JSON"]
+
+
+def train_rows():
+    from numtorch.optim import SGD
+    from numtorch.train import evaluate, fit
+
+    X, y = samples()
+
+    def run(**changes):
+        model = dense_model()
+        arguments = dict(model=model, criterion=numtorch.CrossEntropyCriterion(),
+                         optimizer=SGD(model, lr=0.1), train=(X, y), epochs=1, batch_size=4, progress=False)
+        arguments.update(changes)
+        return fit(**arguments)
+
+    yield "fit-model-list", lambda: run(model=[1]), TypeError, ["fit", "list"]
+    yield "fit-criterion-a-module", lambda: run(criterion=numtorch.ReLU()), TypeError, ["fit", "ReLU"]
+    yield "fit-optimizer-of-another-model", lambda: run(optimizer=SGD(dense_model(), lr=0.1)), ValueError, \
+        ["fit", "another model"]
+    yield "fit-epochs-negative", lambda: run(epochs=-1), ValueError, ["fit", "epochs", "-1"]
+    yield "fit-batch_size-0", lambda: run(batch_size=0), ValueError, ["batch_size", "0"]
+    yield "fit-seed-negative", lambda: run(seed=-1), ValueError, ["seed", "-1"]
+    yield "fit-wrong-features", lambda: run(train=(np.zeros((10, 5), np.float32), y)), ValueError, \
+        ["Linear(4 -> 3)", "(4, 5)"]
+    yield "fit-X-int", lambda: run(train=(X.astype(np.int64), y)), TypeError, ["int64"]
+    yield "fit-X-float16", lambda: run(train=(X.astype(np.float16), y)), TypeError, ["float16"]
+    yield "fit-labels-out-of-range", lambda: run(train=(X, y + 5)), ValueError, ["CrossEntropyCriterion", "7"]
+    yield "fit-empty", lambda: run(train=(X[:0], y[:0])), ValueError, ["no samples"]
+    yield "fit-val-mismatched", lambda: run(val=(X, y[:3])), ValueError, ["val", "3 labels"]
+    yield "fit-train-not-a-pair", lambda: run(train=X), TypeError, ["fit", "train", "ndarray"]
+    yield "fit-resume-without-checkpoint", lambda: run(resume=True), ValueError, ["fit", "resume"]
+    yield "evaluate-mismatched", lambda: evaluate(dense_model(), X, y[:3]), \
+        ValueError, ["evaluate", "3 labels"]
+    yield "evaluate-labels-negative", lambda: evaluate(dense_model(), X, y - 1), \
+        ValueError, ["evaluate", "-1"]
+    yield "evaluate-batch_size-0", lambda: evaluate(dense_model(), X, y, batch_size=0), ValueError, \
+        ["evaluate", "batch_size", "0"]
+    yield "evaluate-empty", lambda: evaluate(dense_model(), X[:0], y[:0]), \
+        ValueError, ["evaluate", "no samples"]
+
+
+def entry_point_rows(directory):
+    yield from optimizer_rows()
+    yield from schedule_rows()
+    yield from data_rows(directory)
+    yield from io_rows(directory)
+    yield from train_rows()
+
+
+ENTRY_POINT_IDS = [row[0] for row in entry_point_rows(None)]
+
+
+@pytest.mark.parametrize("kind", ENTRY_POINT_IDS)
+def test_entry_point_bad_call(tmp_path, kind):
+    _, call, error_type, got = next(row for row in entry_point_rows(tmp_path) if row[0] == kind)
+    with pytest.raises(error_type) as error:
+        call()
+    message = str(error.value)
+    for text in got:
+        assert text in message, f"{kind}: message {message!r} does not show {text!r}"
+
+
+# The command line: one line on stderr naming the problem, a non-zero exit status, no traceback.
+
+def cli_files(directory):
+    np.savez(directory / "negative.npz", X=np.zeros((10, 4), np.float32), y=-np.ones(10, np.int64))
+    np.savez(directory / "nan.npz", X=np.full((10, 4), np.nan), y=np.zeros(10, np.int64))
+    np.savez(directory / "objects.npz", X=np.array([{}], dtype=object), y=np.zeros(1, np.int64))
+    np.savez(directory / "one.npz", X=np.zeros((1, 4), np.float32), y=np.zeros(1, np.int64))
+    (directory / "junk.npz").write_bytes(b"junk")
+    numtorch.manual_seed(0)
+    numtorch.save(numtorch.Sequential(numtorch.Linear(3, 2)), directory / "three.npz", input_shape=(3,))
+
+
+CLI_CASES = [
+    (["train", "--epochs", "-1"], 2, "'-1'"),
+    (["train", "--lr", "-0.1"], 2, "'-0.1'"),
+    (["train", "--lr", "nan"], 2, "'nan'"),
+    (["train", "--lr", "abc"], 2, "'abc'"),
+    (["train", "--batch-size", "0"], 2, "'0'"),
+    (["train", "--hidden", "0"], 2, "'0'"),
+    (["train", "--hidden", "64,x"], 2, "'64,x'"),
+    (["train", "--seed", "-3"], 2, "'-3'"),
+    (["train", "--model", "transformer"], 2, "'transformer'"),
+    (["train", "--optimizer", "lbfgs"], 2, "'lbfgs'"),
+    (["train", "--data", "bogus"], 1, "'bogus'"),
+    (["train", "--data", "{tmp}/absent.npz"], 1, "absent.npz"),
+    (["train", "--data", "mnist:{tmp}/absent"], 1, "absent"),
+    (["train", "--data", "mnist:{tmp}"], 1, "no MNIST"),
+    (["train", "--data", "{tmp}/negative.npz"], 1, "-1"),
+    (["train", "--data", "{tmp}/nan.npz"], 1, "nan"),
+    (["train", "--data", "{tmp}/objects.npz"], 1, "objects.npz"),
+    (["train", "--data", "{tmp}/junk.npz"], 1, "junk.npz"),
+    (["train", "--data", "{tmp}/one.npz"], 1, "1 samples"),
+    (["train", "--resume", "--out", "{tmp}/run"], 1, "checkpoint"),
+    (["evaluate", "{tmp}/absent.npz"], 1, "absent.npz"),
+    (["evaluate", "{tmp}/junk.npz"], 1, "junk.npz"),
+    (["evaluate", "{tmp}/three.npz"], 1, "(3,)"),
+    (["summary", "{tmp}/junk.npz"], 1, "junk.npz"),
+    (["summary"], 2, "MODEL.npz"),
+    (["frobnicate"], 2, "'frobnicate'"),
+    ([], 2, "COMMAND"),
+]
+
+
+@pytest.mark.parametrize("argv,status,got", CLI_CASES,
+                         ids=[" ".join(case[0]) or "no-command" for case in CLI_CASES])
+def test_cli_bad_invocation(tmp_path, capsys, argv, status, got):
+    from numtorch import cli
+
+    cli_files(tmp_path)
+    argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
+    try:
+        result = cli.main(argv)
+    except SystemExit as exit:
+        result = exit.code
+    assert result == status
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {lines}"
+    assert lines[0].startswith("numtorch") and "error" in lines[0] and "Traceback" not in lines[0]
+    assert got in lines[0], f"{lines[0]!r} does not show {got!r}"

@@ -162,3 +162,25 @@ def test_readme_training_section_python_example_runs(tmp_path, capsys, monkeypat
     exec(compile(example, "README.md", "exec"), {})
     assert float(capsys.readouterr().out.split()[-1]) > 0.9
     assert (tmp_path / "digits.npz").exists() and (tmp_path / "run.ckpt.npz").exists()
+
+
+def test_cnn_preset_on_digits(tmp_path, capsys):
+    out = tmp_path / "cnn"
+    assert run("train", "--model", "cnn", "--epochs", "1", "--hidden", "8", "--batch-size", "256",
+               "--no-progress", "--out", out) == 0
+    assert io.load_with_metadata(out / "model.npz")[1]["input_shape"] == [1, 8, 8]
+    capsys.readouterr()
+    assert run("summary", out / "model.npz") == 0
+    summary = capsys.readouterr().out
+    for text in ("input (N, 1, 8, 8)", "Conv2d", "(N, 16, 8, 8)", "(N, 16, 4, 4)", "(N, 32, 2, 2)",
+                 "Flatten", "(N, 128)", "Linear(128 -> 8)", "(N, 10)"):
+        assert text in summary, text
+    assert run("evaluate", out / "model.npz") == 0
+    record = json.loads((out / "history.json").read_text())
+    assert f"accuracy {record['test']['accuracy']:.4f}" in capsys.readouterr().out
+
+
+def test_cnn_preset_needs_images(tmp_path, capsys):
+    np.savez(tmp_path / "flat.npz", X=np.zeros((20, 5)), y=np.arange(20) % 2)
+    assert run("train", "--model", "cnn", "--data", tmp_path / "flat.npz", "--out", tmp_path / "o") == 1
+    assert "--model cnn: expected images (N, C, H, W), got samples of shape (5,)" in one_error_line(capsys)

@@ -33,3 +33,22 @@ def test_readme_training_example_runs_and_fits_its_batch(capsys):
     exec(compile(example, "README.md", "exec"), {})
     loss, accuracy = (float(v) for v in capsys.readouterr().out.split())
     assert loss < 0.5 and accuracy > 0.9
+
+
+MNIST = EXAMPLES.parent / ".." / "shared" / "data" / "mnist-t10k"
+
+
+def test_train_mnist_cnn_skips_where_the_data_is_absent(tmp_path, capsys):
+    assert load_example("train_mnist_cnn").main([str(tmp_path / "absent")]) == 0
+    assert capsys.readouterr().out.startswith(f"skipped: MNIST folder {tmp_path / 'absent'} not found")
+
+
+def test_train_mnist_cnn_learns_in_one_epoch():
+    if not MNIST.is_dir():
+        pytest.skip(f"{MNIST} not found (optional data for this check)")
+    lines = []
+    example = load_example("train_mnist_cnn")
+    accuracy = example.train(MNIST, epochs=1, log=lambda line: lines.append(str(line)))
+    assert accuracy >= 0.9
+    assert lines[1].startswith("epoch 1  loss") and " s  test accuracy" in lines[1]
+    assert lines[-1].startswith("test accuracy")

@@ -50,7 +50,8 @@ def check_finite(owner, array, what="target"):
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{label(owner)}: expected a finite {what}, got {array[index]} at {index}")
+        raise ValueError(
+            f"{label(owner)}: expected a finite {what} (no NaN or infinity), got {array[index]} at {index}")
 
 
 def shape_text(expected):
@@ -196,6 +197,7 @@ def check_window(owner, input, kernel_size, padding):
     h, w = input.shape[2] + 2 * padding[0], input.shape[3] + 2 * padding[1]
     if kernel_size[0] > h or kernel_size[1] > w:
         raise ValueError(
-            f"{owner!r}: kernel {kernel_size} larger than the padded input ({h}, {w}) "
-            f"of input {input.shape}"
+            f"{label(owner)}: kernel {kernel_size} larger than the padded input ({h}, {w}) "
+            f"of input {input.shape}; expected H >= {kernel_size[0] - 2 * padding[0]} "
+            f"and W >= {kernel_size[1] - 2 * padding[1]}"
         )

@@ -29,7 +29,7 @@ from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, save
-from numtorch.layers import Linear, ReLU
+from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from numtorch.module import flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
@@ -151,16 +151,27 @@ def build_model(kind, sample_shape, hidden, classes):
     """The preset network and the sample shape it takes.
 
     ``mlp``: Linear/ReLU layers of ``hidden`` sizes on the flattened sample.
+    ``cnn``: on (C, H, W) images, two blocks Conv2d(3x3, same size) -> ReLU ->
+    MaxPool2d(2) with 16 and 32 channels, Flatten, then the ``hidden`` layers.
     """
     if kind == "cnn":
-        raise ValueError("--model cnn needs the convolution layers (Conv2d, MaxPool2d, Flatten)")
-    features = int(np.prod(sample_shape))
-    layers, width = [], features
+        if len(sample_shape) != 3:
+            raise ValueError(f"--model cnn: expected images (N, C, H, W), got samples of shape "
+                             f"{tuple(sample_shape)}")
+        channels = sample_shape[0]
+        features = Sequential(Conv2d(channels, 16, 3), ReLU(), MaxPool2d(2),
+                              Conv2d(16, 32, 3), ReLU(), MaxPool2d(2), Flatten())
+        layers = list(features.modules)
+        width = features.forward(np.zeros((1, *sample_shape), np.float32)).shape[1]
+        input_shape = tuple(sample_shape)
+    else:
+        layers, width = [], int(np.prod(sample_shape))
+        input_shape = (width,)
     for size in hidden:
         layers += [Linear(width, size), ReLU()]
         width = size
     layers.append(Linear(width, classes))
-    return Sequential(*layers), (features,)
+    return Sequential(*layers), input_shape
 
 
 def fit_to(X, shape, what):

@@ -29,6 +29,7 @@ import zipfile
 
 import numpy as np
 
+from numtorch._checks import check_int, check_positive_int
 from numtorch.module import Module
 from numtorch.random import get_rng_state, set_rng_state
 
@@ -195,6 +196,8 @@ def atomic_savez(path, arrays):
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{path}: no such directory {directory}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
@@ -228,7 +231,12 @@ def save(model, path, input_shape=None):
     """
     if not isinstance(model, Module):
         raise TypeError(f"save: expected a numtorch Module, got {type(model).__name__}")
-    meta = header("model", model, input_shape=None if input_shape is None else list(input_shape))
+    if input_shape is not None:
+        if not isinstance(input_shape, (tuple, list)):
+            raise TypeError(
+                f"save: expected input_shape as a tuple of ints, got {type(input_shape).__name__}")
+        input_shape = [check_positive_int("save", size, "every input_shape size") for size in input_shape]
+    meta = header("model", model, input_shape=input_shape)
     atomic_savez(path, {HEADER: np.array(json.dumps(meta)), **model_arrays(model)})
 
 
@@ -245,6 +253,9 @@ def check_entries(archive):
             read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                            else np.lib.format.read_array_header_2_0)
             shape, _, dtype = read_header(entry)
+            if dtype.hasobject:
+                raise ValueError(f"entry {info.filename!r} holds Python objects (a pickle), "
+                                 "which numtorch never loads")
             declared = math.prod(shape) * dtype.itemsize
             held = info.file_size - entry.tell()
             if declared != held:
@@ -256,6 +267,12 @@ def read_npz(path):
     """Every array of the ``.npz`` at ``path`` (``allow_pickle=False``), or a clear ValueError."""
     path = os.fspath(path)
     try:
+        with open(path, "rb") as file:
+            start = file.read(6)
+        if start == b"\x93NUMPY":
+            raise ValueError("a single .npy array, not an .npz archive")
+        if not start.startswith(b"PK"):
+            raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
@@ -387,6 +404,8 @@ def check_same_architecture(model, meta, path):
 
 def load_weights(model, path):
     """Copy the parameters and buffers saved at ``path`` into ``model``, which must match the file."""
+    if not isinstance(model, Module):
+        raise TypeError(f"load_weights: expected a numtorch Module, got {type(model).__name__}")
     meta, arrays = read(path)
     check_same_architecture(model, meta, os.fspath(path))
     assign(model, arrays, os.fspath(path))
@@ -399,6 +418,11 @@ def save_checkpoint(path, model, optimizer, epoch, **state):
     ``state`` holds whatever else a run needs to continue exactly: the batch
     iterator's ``state_dict()``, a schedule's, the history so far.
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"save_checkpoint: expected a numtorch Module, got {type(model).__name__}")
+    if not callable(getattr(optimizer, "state_dict", None)):
+        raise TypeError(f"save_checkpoint: expected a numtorch Optimizer, got {type(optimizer).__name__}")
+    epoch = check_int("save_checkpoint", epoch, "epoch", low=0)
     optimizer_state = optimizer.state_dict()
     buffers = optimizer_state.pop("buffers")
     arrays = {HEADER: None, **model_arrays(model)}

@@ -15,7 +15,7 @@ The classes: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` bound to a module
 import numpy as np
 
 from numtorch._blas import axpy
-from numtorch._checks import check_float_array, check_number, check_positive_int
+from numtorch._checks import check_float_array, check_number, check_positive_int, label
 from numtorch.module import Module, flatten
 
 
@@ -115,7 +115,8 @@ class Optimizer:
         self.params, self.grads = _pairs(type(self).__name__, model.getParameters(),
                                          model.getGradParameters())
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: {model!r} has no parameters to optimize")
+            raise ValueError(f"{type(self).__name__}: {label(model)} has no parameters to optimize "
+                             "(expected a module with parameters)")
         self.step_count = 0
         self.buffers = {}
 
@@ -153,8 +154,7 @@ class Optimizer:
     def load_state_dict(self, state):
         """Restore a ``state_dict()`` of the same optimizer class over parameters of the same shapes."""
         name = type(self).__name__
-        if state.get("class") != name:
-            raise ValueError(f"{name}.load_state_dict: the state is of {state.get('class')!r}, not {name}")
+        check_state(name, state, ("hyperparameters", "buffers", "step"))
         self.configure(**state["hyperparameters"])
         buffers = {}
         for key, arrays in state["buffers"].items():
@@ -171,6 +171,22 @@ class Optimizer:
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.hyperparameters().items())})"
+
+
+def check_state(name, state, keys):
+    """``state`` is a dict from ``state_dict()`` of class ``name``, with ``keys``."""
+    if not isinstance(state, dict):
+        raise TypeError(f"{name}.load_state_dict: expected a dict from {name}.state_dict(), "
+                        f"got {type(state).__name__}")
+    if state.get("class") != name:
+        raise ValueError(f"{name}.load_state_dict: the state is of {state.get('class')!r}, not {name} "
+                         f"(expected a {name}.state_dict())")
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(f"{name}.load_state_dict: expected the keys {list(keys)}, missing {missing}")
+    if not isinstance(state["hyperparameters"], dict):
+        raise TypeError(f"{name}.load_state_dict: expected hyperparameters as a dict, "
+                        f"got {type(state['hyperparameters']).__name__}")
 
 
 def _zeros(param, grad):
@@ -205,7 +221,8 @@ class SGD(Optimizer):
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"SGD: expected nesterov as a bool, got {type(nesterov).__name__}")
         if nesterov and self.momentum == 0:
-            raise ValueError("SGD: nesterov=True needs a momentum > 0")
+            raise ValueError(f"SGD: nesterov=True needs a momentum > 0 (expected momentum > 0, "
+                             f"got {self.momentum})")
         self.nesterov = bool(nesterov)
 
     def update(self, i, param, grad):
@@ -348,8 +365,7 @@ class LRScheduler:
 
     def load_state_dict(self, state):
         name = type(self).__name__
-        if state.get("class") != name:
-            raise ValueError(f"{name}.load_state_dict: the state is of {state.get('class')!r}, not {name}")
+        check_state(name, state, ("hyperparameters", "base_lr", "last_epoch"))
         self.configure(**state["hyperparameters"])
         self.base_lr = check_number(name, state["base_lr"], "base_lr", low=0)
         self.last_epoch = int(state["last_epoch"])
@@ -400,6 +416,8 @@ def clip_grad_norm(model, max_norm):
     As ``torch.nn.utils.clip_grad_norm_``: ``total = sqrt(sum ||g||^2)``, every
     gradient times ``min(1, max_norm / (total + 1e-6))``. Returns ``total``.
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"clip_grad_norm: expected a numtorch Module, got {type(model).__name__}")
     max_norm = check_number("clip_grad_norm", max_norm, "max_norm", low=0)
     grads = flatten(model.getGradParameters())
     total = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads)))

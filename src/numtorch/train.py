@@ -11,6 +11,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from numtorch._checks import check_positive_int
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data.datasets import check_pair
 from numtorch.data.loader import Batches
@@ -34,6 +35,7 @@ def evaluate(model, X, y, criterion=None, batch_size=1000):
     Returns an ``Evaluation(loss, accuracy, confusion)``.
     """
     n = check_pair("evaluate", X, y)
+    batch_size = check_positive_int("evaluate", batch_size, "batch_size")
     criterion = CrossEntropyCriterion() if criterion is None else criterion
     was_training = model.training
     model.evaluate()

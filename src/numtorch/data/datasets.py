@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from numtorch._checks import check_finite, check_int, check_number
 from numtorch.data.idx import read_idx
 from numtorch.io import read_npz
 
@@ -72,8 +73,9 @@ def train_test_split(X, y, test_fraction=0.2, seed=0):
     The test part has ``round(test_fraction * N)`` samples, at least one of each part.
     """
     n = check_pair("train_test_split", X, y)
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"train_test_split: expected test_fraction in (0, 1), got {test_fraction}")
+    check_number("train_test_split", test_fraction, "test_fraction", low=0, high=1, low_open=True,
+                  high_open=True)
+    seed = check_int("train_test_split", seed, "seed", low=0)
     n_test = int(round(test_fraction * n))
     if n_test < 1 or n_test > n - 1:
         raise ValueError(f"train_test_split: {n} samples cannot be split with test_fraction {test_fraction}")
@@ -107,9 +109,10 @@ def check_pair(owner, X, y):
         raise TypeError(f"{owner}: expected y as integer labels (N,), got "
                          f"{getattr(y, 'dtype', type(y).__name__)} of shape {getattr(y, 'shape', '?')}")
     if len(X) != len(y):
-        raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y)} labels")
+        raise ValueError(f"{owner}: X has {len(X)} samples but y has {len(y)} labels "
+                         "(expected one label per sample)")
     if len(y) == 0:
-        raise ValueError(f"{owner}: no samples")
+        raise ValueError(f"{owner}: no samples (expected at least one, got X of shape {X.shape})")
     if y.min() < 0:
         raise ValueError(f"{owner}: expected non-negative labels, got {y.min()}")
     return len(y)
@@ -130,7 +133,6 @@ def load_npz(path):
     if X.dtype.kind not in "iuf":
         raise ValueError(f"{path}: expected numeric X, got {X.dtype}")
     X = X.astype(np.float32)
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{path}: X holds NaN or infinite values")
+    check_finite(os.fspath(path), X, "X")
     check_pair(path, X, y)
     return X, y.astype(np.int64)

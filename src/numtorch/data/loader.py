@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from numtorch._checks import check_positive_int
+from numtorch._checks import check_int, check_positive_int
 from numtorch.data.datasets import check_pair
 
 
@@ -19,8 +19,10 @@ class Batches:
         self.n = check_pair("Batches", X, y)
         self.X, self.y = X, y
         self.batch_size = check_positive_int("Batches", batch_size, "batch_size")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"Batches: expected shuffle as a bool, got {type(shuffle).__name__}")
         self.shuffle = bool(shuffle)
-        self.rng = np.random.Generator(np.random.PCG64(seed))
+        self.rng = np.random.Generator(np.random.PCG64(check_int("Batches", seed, "seed", low=0)))
 
     def __len__(self):
         return -(-self.n // self.batch_size)
@@ -39,4 +41,5 @@ class Batches:
         try:
             self.rng.bit_generator.state = state["rng"]
         except (TypeError, ValueError, KeyError) as error:
-            raise ValueError(f"Batches.load_state_dict: not a Batches state ({error!r})") from None
+            raise ValueError(f"Batches.load_state_dict: not a Batches state: expected a "
+                             f"Batches.state_dict(), got {type(state).__name__} ({error!r})") from None

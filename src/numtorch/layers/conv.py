@@ -134,7 +134,7 @@ class Conv2d(Module):
         """The patch matrix (N * Ho * Wo, kh * kw * C [+ 1]) of ``input``, kept for backward.
 
         With a bias, the last column is ones: the one matrix multiply then adds
-        ``b`` in forward and yields ``gradb`` (the last row of ``cols^T g``) in backward.
+        ``b`` in forward, and ``g^T cols`` yields ``gradb`` as its last column in backward.
         """
         if self._cols_of is not None and self._cols_of[0] is input:
             return self._cols_of[1]
@@ -144,8 +144,14 @@ class Conv2d(Module):
         k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
         cols = self._scratch.get("cols", (n * out_size[0] * out_size[1], k + (self.b is not None)),
                                  input.dtype)
-        np.copyto(cols[:, :k].reshape(n, *out_size, *self.kernel_size, self.in_channels),
-                  windows(padded, self.kernel_size, self.stride, out_size))
+        patches = cols[:, :k].reshape(n, *out_size, *self.kernel_size, self.in_channels)
+        if self.in_channels == 1:
+            # One channel: a copy per kernel offset runs along whole image rows,
+            # where the single strided copy would move kw values at a time.
+            for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
+                patches[:, :, :, i, j, :] = padded[:, rows_at, cols_at, :]
+        else:
+            np.copyto(patches, windows(padded, self.kernel_size, self.stride, out_size))
         if self.b is not None:
             cols[:, k] = 1
         self._cols_of = (input, cols)
@@ -153,11 +159,7 @@ class Conv2d(Module):
 
     def _rows(self, gradOutput):
         """gradOutput (N, out, Ho, Wo) as rows (N * Ho * Wo, out) in the order of ``cols``."""
-        if self._rows_of is not None and self._rows_of[0] is gradOutput:
-            return self._rows_of[1]
-        rows = channels_last(gradOutput).reshape(-1, self.out_channels)
-        self._rows_of = (gradOutput, rows)
-        return rows
+        return channels_last(gradOutput).reshape(-1, self.out_channels)
 
     def updateOutput(self, input):
         check_shape(self, input, (None, self.in_channels, None, None))
@@ -174,12 +176,19 @@ class Conv2d(Module):
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         out_size = gradOutput.shape[2:]
         rows = self._rows(gradOutput)
+        # accGradParameters, called next by backward, reuses these rows (a copy
+        # where gradOutput is not channels-last in memory) once.
+        self._rows_of = (gradOutput, rows)
         # One (M, C) block per kernel offset, each contiguous, so that the
         # scatter below adds long runs rather than C values at a time.
         weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
         grad_cols = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
-        for offset in range(kh * kw):
-            matmul_into(grad_cols[offset], rows, weights[offset])
+        if c == 1:
+            # The same blocks as one (kh kw, M) product instead of kh kw matrix-vector ones.
+            matmul_into(grad_cols[:, :, 0], weights[:, :, 0], rows.T)
+        else:
+            for offset in range(kh * kw):
+                matmul_into(grad_cols[offset], rows, weights[offset])
         grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
         for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
             grad_padded[:, rows_at, cols_at, :] += grad_cols[i * kw + j].reshape(n, *out_size, c)
@@ -189,10 +198,12 @@ class Conv2d(Module):
     def accGradParameters(self, input, gradOutput):
         kh, kw = self.kernel_size
         k = kh * kw * self.in_channels
-        grad_matrix = matmul_tn(self._columns(input), self._rows(gradOutput))
-        self.gradW += grad_matrix[:k].reshape(kh, kw, self.in_channels, -1).transpose(3, 2, 0, 1)
+        rows_of, self._rows_of = self._rows_of, None
+        rows = rows_of[1] if rows_of is not None and rows_of[0] is gradOutput else self._rows(gradOutput)
+        grad_matrix = matmul_tn(self._columns(input), rows).T
+        self.gradW += grad_matrix[:, :k].reshape(-1, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
         if self.b is not None:
-            self.gradb += grad_matrix[k]
+            self.gradb += grad_matrix[:, k]
 
     def __repr__(self):
         args = f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}"
