@@ -70,9 +70,8 @@ def test_input_must_be_4d(shape):
 def test_kernel_larger_than_the_padded_input():
     conv = nt.Conv2d(1, 2, 5, padding=1)
     conv.forward(np.zeros((1, 1, 3, 3), np.float32))
-    with pytest.raises(ValueError, match=r"Conv2d\(1 -> 2, .*: expected an input whose padded height and "
-                                         r"width fit the kernel \(5, 5\), got \(1, 1, 2, 4\) "
-                                         r"\(padded to \(4, 6\)\)"):
+    with pytest.raises(ValueError, match=r"Conv2d\(1 -> 2, .*: kernel \(5, 5\) larger than the padded input "
+                                         r"\(4, 6\) of input \(1, 1, 2, 4\); expected H >= 3 and W >= 3"):
         conv.forward(np.zeros((1, 1, 2, 4), np.float32))
 
 
@@ -138,3 +137,18 @@ def test_a_grad_output_array_refilled_in_place_is_read_again():
     grad_input = conv.backward(x, buffer).copy()
     np.testing.assert_allclose(conv.gradW, first + second, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(grad_input, conv.backward(x, g2.copy()))
+
+
+@pytest.mark.parametrize("layout", ["reversed-strided", "transposed", "fortran"])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_any_memory_layout_of_the_input_gives_the_same_results(layout, padding):
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((3, 6, 11, 13)).astype(np.float32)
+    x = {"reversed-strided": base[:, ::2, ::-1, 1::2], "transposed": base.transpose(0, 1, 3, 2)[:, 1:4],
+         "fortran": np.asfortranarray(base[:, :3])}[layout]
+    conv = nt.Conv2d(3, 4, (2, 3), stride=(1, 2), padding=padding)
+    g = rng.standard_normal(conv.forward(np.ascontiguousarray(x)).shape).astype(np.float32)
+    expected = conv.forward(np.ascontiguousarray(x)).copy(), conv.backward(np.ascontiguousarray(x), g).copy()
+    conv.zeroGradParameters()
+    np.testing.assert_allclose(conv.forward(x), expected[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(conv.backward(x, g), expected[1], rtol=1e-6, atol=1e-6)

@@ -79,9 +79,9 @@ def test_shapes_that_do_not_fit_name_the_layer_and_shapes(layer):
     with pytest.raises(ValueError, match=rf"{name}\(kernel_size=\(2, 2\)\): "
                                          r"expected input \(N, \*, \*, \*\), got \(2, 4, 4\)"):
         layer(2).forward(np.zeros((2, 4, 4), np.float32))
-    with pytest.raises(ValueError, match=rf"{name}\(kernel_size=\(3, 3\)\): expected an input whose padded "
-                                         r"height and width fit the kernel \(3, 3\), got \(1, 1, 2, 5\) "
-                                         r"\(padded to \(2, 5\)\)"):
+    with pytest.raises(ValueError, match=rf"{name}\(kernel_size=\(3, 3\)\): kernel \(3, 3\) larger than "
+                                         r"the padded input \(2, 5\) of input \(1, 1, 2, 5\); "
+                                         r"expected H >= 3 and W >= 3"):
         layer(3).forward(np.zeros((1, 1, 2, 5), np.float32))
 
 
@@ -106,3 +106,18 @@ def test_output_keeps_the_input_dtype(layer):
     pool = layer(2)
     assert pool.forward(x).dtype == np.float64
     assert pool.backward(x, np.ones((1, 2, 2, 2))).dtype == np.float64
+
+
+@pytest.mark.parametrize("layer", [nt.MaxPool2d, nt.AvgPool2d])
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1)])
+def test_any_memory_layout_of_the_input_gives_the_same_results(layer, kwargs):
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((3, 6, 12, 14)).astype(np.float32)
+    pool = layer(**kwargs)
+    for x in (base[:, ::2, ::-1, 1::2], base.transpose(0, 1, 3, 2), np.asfortranarray(base)):
+        contiguous = np.ascontiguousarray(x)
+        expected = pool.forward(contiguous).copy()
+        g = rng.standard_normal(expected.shape).astype(np.float32)
+        expected_grad = pool.backward(contiguous, g).copy()
+        np.testing.assert_allclose(pool.forward(x), expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(pool.backward(x, g), expected_grad, rtol=1e-6, atol=1e-6)

@@ -197,6 +197,7 @@ def check_window(owner, input, kernel_size, padding):
     h, w = input.shape[2] + 2 * padding[0], input.shape[3] + 2 * padding[1]
     if kernel_size[0] > h or kernel_size[1] > w:
         raise ValueError(
-            f"{label(owner)}: expected an input whose padded height and width fit the kernel "
-            f"{kernel_size}, got {input.shape} (padded to ({h}, {w}))"
+            f"{label(owner)}: kernel {kernel_size} larger than the padded input ({h}, {w}) "
+            f"of input {input.shape}; expected H >= {kernel_size[0] - 2 * padding[0]} "
+            f"and W >= {kernel_size[1] - 2 * padding[1]}"
         )
