@@ -45,6 +45,9 @@ def parse_args(argv=None):
                         help="timed repetitions per contestant (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=10, help="steps per repetition (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: %(default)s)")
+    parser.add_argument("--settle", type=float, default=0.15,
+                        help="seconds to sleep before each timed repetition, so that the other "
+                             "library's idle worker threads stop spinning (default: %(default)s)")
     parser.add_argument("--data-batches", type=int, default=8,
                         help="distinct synthetic batches cycled through (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
@@ -57,7 +60,7 @@ def max_difference(ours, theirs):
 
 
 def race_row(name, target, reference, first, second, args, compare=True):
-    times, values = race(first, second, args.warmup, args.repeats, args.steps)
+    times, values = race(first, second, args.warmup, args.repeats, args.steps, args.settle)
     medians = [statistics.median(t) for t in times]
     ratio = medians[0] / medians[1]
     row = {

@@ -1,10 +1,14 @@
-"""Timing two contestants alternately and taking medians."""
+"""Timing two contestants alternately, repetition by repetition."""
 
 import time
 
 
-def race(first, second, warmup, repeats, steps):
+def race(first, second, warmup, repeats, steps, settle=0.0):
     """Time ``first(i)`` against ``second(i)``, alternating which goes first each repetition.
+
+    Before each timed repetition the process sleeps ``settle`` seconds: after
+    work, OpenBLAS and OpenMP worker threads keep spinning for a while, and
+    they would otherwise take CPU from whichever library runs next.
 
     Both run ``warmup`` untimed steps, then ``repeats`` repetitions of ``steps``
     consecutive steps each. The step index keeps counting for each contestant,
@@ -19,6 +23,8 @@ def race(first, second, warmup, repeats, steps):
 
     def run(k, n, timed):
         step = contestants[k]
+        if timed and settle:
+            time.sleep(settle)
         start = time.perf_counter()
         for _ in range(n):
             values[k].append(step(counters[k]))

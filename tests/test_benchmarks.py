@@ -17,7 +17,7 @@ from benchmarks.__main__ import main  # noqa: E402
 def test_tiny_run_writes_results_and_both_libraries_agree(tmp_path):
     results = main(["--out", str(tmp_path), "--hidden", "6,5", "--train-batches", "3,4",
                     "--cnn-batch", "2", "--cnn-channels", "2,3", "--infer-batches", "1,3",
-                    "--gemm-batch", "4", "--repeats", "2", "--steps", "2", "--warmup", "1",
+                    "--gemm-batch", "4", "--repeats", "2", "--steps", "2", "--warmup", "1", "--settle", "0",
                     "--data-batches", "2"])
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["rows"] == json.loads(json.dumps(results["rows"]))

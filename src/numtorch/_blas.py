@@ -40,11 +40,11 @@ def affine(x, W, b):
     return output
 
 
-def matmul(g, W):
-    """``g W`` as a new C-contiguous array: g (N, n_out), W (n_out, n_in), one dtype."""
-    if g.shape[0] == 1:
-        return _GEMV[g.dtype](1.0, W.T, g[0])[None]
-    return _GEMM[g.dtype](1.0, W.T, g.T).T
+def matmul(a, b):
+    """``a b`` as a new C-contiguous array: a (m, k), b (k, n), one dtype."""
+    if a.shape[0] == 1:
+        return _GEMV[a.dtype](1.0, b.T, a[0])[None]
+    return _GEMM[a.dtype](1.0, b.T, a.T).T
 
 
 def matmul_into(a, b, out):
