@@ -184,3 +184,10 @@ def test_cnn_preset_needs_images(tmp_path, capsys):
     np.savez(tmp_path / "flat.npz", X=np.zeros((20, 5)), y=np.arange(20) % 2)
     assert run("train", "--model", "cnn", "--data", tmp_path / "flat.npz", "--out", tmp_path / "o") == 1
     assert "--model cnn: expected images (N, C, H, W), got samples of shape (5,)" in one_error_line(capsys)
+
+
+def test_summary_of_a_model_without_parameters(tmp_path, capsys):
+    io.save(nt.Sequential(nt.Flatten(), nt.ReLU()), tmp_path / "m.npz", input_shape=(4,))
+    assert run("summary", tmp_path / "m.npz") == 0
+    out = capsys.readouterr().out
+    assert "input (N, 4)" in out and "ReLU" in out and "(N, 4)" in out and "total: 0 parameters" in out

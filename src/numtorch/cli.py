@@ -308,7 +308,9 @@ def command_summary(args):
     model, meta = load_with_metadata(args.model)
     model.evaluate()
     shape = meta.get("input_shape")
-    x = np.zeros((1, *shape), dtype=flatten(model.getParameters())[0].dtype) if shape is not None else None
+    parameters = flatten(model.getParameters())
+    dtype = parameters[0].dtype if parameters else np.float32
+    x = np.zeros((1, *shape), dtype=dtype) if shape is not None else None
     rows, _ = summary_rows(model, x)
     name_width = max(len(name) for name, _, _ in rows)
     print(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
@@ -316,7 +318,7 @@ def command_summary(args):
     for name, output, count in rows:
         output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
         print(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
-    total = sum(p.size for p in flatten(model.getParameters()))
+    total = sum(p.size for p in parameters)
     print(f"total: {total:,} parameters")
     return 0
 
