@@ -104,7 +104,7 @@ def test_mnist_folders_and_npz_data(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("argv,message,status", [
     ([], "the following arguments are required: COMMAND", 2),
     (["fly"], "invalid choice: 'fly'", 2),
-    (["train", "--epochs", "-1"], "argument --epochs: expected an integer >= 0, got '-1'", 2),
+    (["train", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'", 2),
     (["train", "--lr", "0"], "argument --lr: expected a positive number, got '0'", 2),
     (["train", "--hidden", "64,x"], "argument --hidden: expected sizes like 256,128", 2),
     (["train", "--model", "rnn"], "argument --model: invalid choice: 'rnn'", 2),
