@@ -10,6 +10,7 @@ values. The output array has the public NCHW shape and channels-last memory
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from numtorch._blas import matmul, matmul_into, matmul_tn
 from numtorch._checks import check_pair, check_positive_int, check_shape, check_window
 from numtorch.layers.linear import matching
 from numtorch.module import Module
@@ -155,14 +156,14 @@ class Conv2d(Module):
         return cols
 
     def _rows(self, gradOutput):
-        """gradOutput (N, out, Ho, Wo) as rows (N * Ho * Wo, out) in the order of ``cols``."""
-        return channels_last(gradOutput).reshape(-1, self.out_channels)
+        """gradOutput (N, out, Ho, Wo) as C-contiguous rows (N * Ho * Wo, out) in the order of ``cols``."""
+        return np.ascontiguousarray(channels_last(gradOutput).reshape(-1, self.out_channels))
 
     def updateOutput(self, input):
         check_shape(self, input, (None, self.in_channels, None, None))
         check_window(self, input, self.kernel_size, self.padding)
         self._cols_of = None
-        out = self._columns(input) @ self._weight_matrix(input.dtype)
+        out = matmul(self._columns(input), self._weight_matrix(input.dtype))
         n = input.shape[0]
         out_size = output_size(input.shape[2:], self.kernel_size, self.stride, self.padding)
         self.output = out.reshape(n, *out_size, self.out_channels).transpose(0, 3, 1, 2)
@@ -179,15 +180,16 @@ class Conv2d(Module):
         # One (M, C) block per kernel offset, each contiguous, so that the
         # scatter below adds long runs rather than C values at a time.
         weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
-        grad_cols = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
         if c == 1:
-            # The same blocks as one (kh kw, M) product instead of kh kw matrix-vector ones.
-            np.matmul(weights[:, :, 0], rows.T, out=grad_cols[:, :, 0])
+            # One (M, kh kw) product instead of kh kw matrix-vector ones; offset k's block is column k.
+            blocks = matmul(rows, np.ascontiguousarray(weights[:, :, 0].T)).T
         else:
-            np.matmul(rows, weights, out=grad_cols)
+            blocks = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
+            for k in range(kh * kw):
+                matmul_into(rows, weights[k], blocks[k])
         grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
         for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
-            grad_padded[:, rows_at, cols_at, :] += grad_cols[i * kw + j].reshape(n, *out_size, c)
+            grad_padded[:, rows_at, cols_at, :] += blocks[i * kw + j].reshape(n, *out_size, c)
         self.gradInput = grad_padded[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
         return self.gradInput
 
@@ -196,7 +198,8 @@ class Conv2d(Module):
         k = kh * kw * self.in_channels
         rows_of, self._rows_of = self._rows_of, None
         rows = rows_of[1] if rows_of is not None and rows_of[0] is gradOutput else self._rows(gradOutput)
-        grad_matrix = rows.T @ self._columns(input)
+        cols = self._columns(input)
+        grad_matrix = matmul_tn(rows.astype(cols.dtype, copy=False), cols)
         self.gradW += grad_matrix[:, :k].reshape(-1, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
         if self.b is not None:
             self.gradb += grad_matrix[:, k]
