@@ -48,28 +48,6 @@ def test_matmul(dtype, n):
         np.testing.assert_allclose(y, g @ W, **tolerance(dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [1, 2, 9])
-def test_matmul_into_writes_the_given_array(dtype, n):
-    rng = np.random.default_rng(n)
-    b = rng.standard_normal((4, 6)).astype(dtype)
-    for a in layouts(rng.standard_normal((n, 4)).astype(dtype)):
-        for out in (np.full((n, 6), np.nan, dtype), np.full((6, n), np.nan, dtype).T):
-            matmul_into(out, a, b)
-            np.testing.assert_allclose(out, a @ b, **tolerance(dtype))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [1, 2, 9])
-def test_matmul_tn(dtype, k):
-    rng = np.random.default_rng(k)
-    for a, b in zip(layouts(rng.standard_normal((k, 4)).astype(dtype)),
-                    layouts(rng.standard_normal((k, 6)).astype(dtype))):
-        y = matmul_tn(a, b)
-        assert y.dtype == dtype and y.shape == (4, 6)
-        np.testing.assert_allclose(y, a.T @ b, **tolerance(dtype))
-
-
 @pytest.mark.parametrize("c_dtype,data_dtype", [(np.float32, np.float32), (np.float64, np.float64),
                                                  (np.float32, np.float64)])
 @pytest.mark.parametrize("n", [1, 7])
@@ -106,3 +84,29 @@ def test_axpy_in_place(x_dtype, y_dtype):
         axpy(-0.1, x, y)
         assert y is same and y.dtype == y_dtype
         np.testing.assert_allclose(y, expected, **tolerance(y_dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 2, 9])
+def test_matmul_into_writes_in_place(dtype, m):
+    rng = np.random.default_rng(m)
+    b = rng.standard_normal((4, 3)).astype(dtype)
+    for a in layouts(rng.standard_normal((m, 4)).astype(dtype)):
+        blocks = np.full((2, m, 3), np.nan, dtype)
+        matmul_into(a, b, blocks[1])
+        np.testing.assert_allclose(blocks[1], a @ b, **tolerance(dtype))
+        assert np.isnan(blocks[0]).all()
+    strided = np.zeros((m, 6), dtype)[:, ::2]
+    matmul_into(a, b, strided)
+    np.testing.assert_allclose(strided, a @ b, **tolerance(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 2, 9])
+def test_matmul_tn(dtype, n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 5)).astype(dtype)
+    for g in layouts(rng.standard_normal((n, 4)).astype(dtype)):
+        y = matmul_tn(g, x)
+        assert y.dtype == dtype and y.flags.c_contiguous
+        np.testing.assert_allclose(y, g.T @ x, **tolerance(dtype))

@@ -1,16 +1,19 @@
 """An interrupted ``numtorch train`` loses nothing.
 
-``numtorch train`` writes a checkpoint after every epoch. This test kills it
-with SIGKILL at seeded random moments (several times, bounded in count and
+``numtorch train`` writes a checkpoint after every epoch. The first test kills
+it with SIGKILL at seeded random moments (several times, bounded in count and
 time), and after every kill checks that the checkpoint on disk loads; then
 ``--resume`` carries the run to its end, and the final weights and history
 must equal, bit for bit, those of an uninterrupted run with the same seed.
+The second kills a process that does nothing but write checkpoints, so the
+kills land mid-write: what is on disk is always one whole checkpoint.
 """
 
 import json
 import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -105,3 +108,90 @@ def test_sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run(tmp_p
     assert ours_test == theirs_test
     assert checkpoint_epoch(checkpoint) == EPOCHS
     print(f"{kills} SIGKILLs, checkpoint epochs seen after them: {epochs_seen}")
+
+
+WRITER = """
+import sys
+import time
+
+import numpy as np
+
+import numtorch
+from numtorch.io import save_checkpoint
+from numtorch.optim import SGD
+
+path, stall = sys.argv[1], sys.argv[2] == "stall"
+savez = np.savez
+
+
+def stalling_savez(file, **arrays):
+    # The second write stops halfway through, long enough to be killed there.
+    file.write(b"PK\\x03\\x04 half a checkpoint")
+    file.flush()
+    print("stalled", flush=True)
+    time.sleep(600)
+    savez(file, **arrays)
+
+
+numtorch.manual_seed(0)
+model = numtorch.Sequential(numtorch.Linear(512, 512), numtorch.Linear(512, 10))
+optimizer = SGD(model, lr=0.1, momentum=0.9)
+model.getGradParameters()[0][0].fill(1.0)
+optimizer.step()
+weights = model.getParameters()[0][0]
+epoch = 0
+while True:
+    epoch += 1
+    weights.fill(epoch)  # the weights carry the epoch: a torn write would disagree with the header
+    save_checkpoint(path, model, optimizer, epoch)
+    if epoch == 1:
+        print("written", flush=True)
+        np.savez = stalling_savez if stall else savez
+"""
+
+
+def kill_writer(path, stall, rng):
+    """Start a process that writes checkpoints in a loop, SIGKILL it; return the epoch on disk."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "stall" if stall else "run"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "written\n", process.stderr.read()
+    if stall:
+        assert process.stdout.readline() == "stalled\n", process.stderr.read()
+    else:
+        time.sleep(rng.uniform(0, 0.5))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    epoch = checkpoint_epoch(path)
+    model = numtorch.load(path)
+    assert np.all(model.getParameters()[0][0] == epoch), "weights and header from different writes"
+    return epoch
+
+
+def test_sigkill_during_checkpoint_writes_leaves_a_whole_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    rng = random.Random(7)
+    assert kill_writer(path, stall=True, rng=rng) == 1  # killed halfway through writing epoch 2
+    epochs = [kill_writer(path, stall=False, rng=rng) for _ in range(2)]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.npz"]
+    assert leftovers and all(name.startswith(".checkpoint.npz.") and name.endswith(".tmp")
+                             for name in leftovers)
+    print(f"3 SIGKILLs of a checkpoint writer (one mid-write by construction): epochs on disk "
+          f"{[1, *epochs]}, {len(leftovers)} temporary files left by kills mid-write")
+
+
+def test_a_write_is_durable_file_then_folder(tmp_path, monkeypatch):
+    """The checkpoint's bytes are fsynced before the rename, and its folder after it."""
+    synced, fsync = [], os.fsync
+
+    def recording_fsync(descriptor):
+        synced.append(("folder" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "file",
+                       sorted(p.name for p in tmp_path.iterdir())))
+        fsync(descriptor)
+
+    monkeypatch.setattr(io.os, "fsync", recording_fsync)
+    numtorch.manual_seed(0)
+    numtorch.save(numtorch.Sequential(numtorch.Linear(3, 2)), tmp_path / "model.npz")
+    (kind, files_before), (last_kind, files_after) = synced[0], synced[-1]
+    assert kind == "file" and "model.npz" not in files_before
+    assert last_kind == "folder" and files_after == ["model.npz"]

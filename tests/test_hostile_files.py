@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import numtorch
 from numtorch import io
-from numtorch.data import load_mnist
+from numtorch.data import load_mnist, load_npz
 
 HEADER = "__numtorch__"
 
@@ -330,8 +330,13 @@ def test_corrupt_gzip(tmp_path, data):
 # Fuzzing: mutated valid files give a result or a documented error, nothing else.
 
 def mutations():
-    """A list of edits to a file's bytes: bit flips, byte overwrites, truncation, insertion, deletion."""
-    position = st.floats(0, 1, exclude_max=True)
+    """A list of edits to a file's bytes: bit flips, byte overwrites, truncation, insertion, deletion.
+
+    Positions are relative; a third of them fall in the first or last 5%, where
+    the headers are (the zip central directory is at the end of an .npz).
+    """
+    position = st.one_of(st.floats(0, 1, exclude_max=True), st.floats(0, 0.05),
+                         st.floats(0.95, 1, exclude_max=True))
     flip = st.tuples(st.just("flip"), position, st.integers(0, 7))
     overwrite = st.tuples(st.just("set"), position, st.integers(0, 255))
     cut = st.tuples(st.just("cut"), position, st.just(0))
@@ -375,6 +380,25 @@ def test_fuzz_load(tmp_path_factory, edits):
         assert str(path) in str(error)
         return
     assert isinstance(model, numtorch.Module)
+
+
+@FUZZ
+@given(edits=mutations())
+def test_fuzz_load_npz(tmp_path_factory, edits):
+    directory = tmp_path_factory.mktemp("fuzz")
+    path = directory / "data.npz"
+    X, y = np.random.default_rng(0).random((6, 4)), np.arange(6)
+    np.savez(path, X=X, y=y)
+    path.write_bytes(mutate(path.read_bytes(), edits))
+    try:
+        X, y = load_npz(path)
+    except ValueError as error:
+        assert str(path) in str(error)
+        return
+    except TypeError as error:  # arrays of the wrong kind, e.g. y no longer an integer array
+        assert str(path) in str(error)
+        return
+    assert X.dtype == np.float32 and len(X) == len(y)
 
 
 @FUZZ

@@ -47,17 +47,21 @@ def matmul(a, b):
     return _GEMM[a.dtype](1.0, b.T, a.T).T
 
 
-def matmul_into(out, a, b):
-    """``out[...] = a b`` without a temporary: out (m, n), a (m, k), b (k, n)."""
+def matmul_into(a, b, out):
+    """``out[...] = a b`` in place: a (m, k), b (k, n), out (m, n).
+
+    One GEMM writing straight into ``out`` when it is C-contiguous and all three
+    share its dtype (as the per-offset blocks of Conv2d's backward); otherwise NumPy.
+    """
     if out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:
-        _GEMM[out.dtype](1.0, b.T, a.T, beta=0.0, c=out.T, overwrite_c=1)
+        _GEMM[out.dtype](1.0, b.T, a.T, c=out.T, overwrite_c=1)
     else:
         np.matmul(a, b, out=out)
 
 
-def matmul_tn(a, b):
-    """``a^T b`` as a new (Fortran-ordered) array: a (k, m), b (k, n), one dtype."""
-    return _GEMM[a.dtype](1.0, a.T, b.T, trans_b=1)
+def matmul_tn(g, x):
+    """``g^T x`` as a new C-contiguous array: g (N, m), x (N, n), one dtype."""
+    return _GEMM[x.dtype](1.0, x.T, g.T, trans_b=1).T
 
 
 def add_matmul_tn(c, g, x):

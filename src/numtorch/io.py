@@ -191,7 +191,8 @@ def build(spec, classes):
 def atomic_savez(path, arrays):
     """``np.savez`` to a temporary file next to ``path``, then rename it over ``path``.
 
-    A crash or error mid-write leaves any previous file at ``path`` intact.
+    A crash or error mid-write leaves any previous file at ``path`` intact; the
+    file and then its folder are fsynced, so the new file also survives a power cut.
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
@@ -208,6 +209,18 @@ def atomic_savez(path, arrays):
     except BaseException:
         os.unlink(temporary)
         raise
+    sync_directory(directory)
+
+
+def sync_directory(directory):
+    """fsync a folder, making a rename in it durable (POSIX; elsewhere there is nothing to do)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def model_arrays(model):

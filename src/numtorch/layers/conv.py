@@ -4,9 +4,7 @@ Internally the layer works channels-last: the patches of the (padded) input
 are gathered through a strided view into a matrix ``cols`` of shape
 (N * Ho * Wo, kh * kw * C), so that every row reads runs of C contiguous
 values. The output array has the public NCHW shape and channels-last memory
-(the next conv or pooling layer reads it without a copy). The products go
-through ``numtorch._blas`` (SciPy's BLAS, as Linear), so a network wakes one
-BLAS thread pool, not two.
+(the next conv or pooling layer reads it without a copy).
 """
 
 import numpy as np
@@ -158,8 +156,8 @@ class Conv2d(Module):
         return cols
 
     def _rows(self, gradOutput):
-        """gradOutput (N, out, Ho, Wo) as rows (N * Ho * Wo, out) in the order of ``cols``."""
-        return channels_last(gradOutput).reshape(-1, self.out_channels)
+        """gradOutput (N, out, Ho, Wo) as C-contiguous rows (N * Ho * Wo, out) in the order of ``cols``."""
+        return np.ascontiguousarray(channels_last(gradOutput).reshape(-1, self.out_channels))
 
     def updateOutput(self, input):
         check_shape(self, input, (None, self.in_channels, None, None))
@@ -182,16 +180,16 @@ class Conv2d(Module):
         # One (M, C) block per kernel offset, each contiguous, so that the
         # scatter below adds long runs rather than C values at a time.
         weights = matching(self.W, gradOutput.dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
-        grad_cols = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
         if c == 1:
-            # The same blocks as one (kh kw, M) product instead of kh kw matrix-vector ones.
-            matmul_into(grad_cols[:, :, 0], weights[:, :, 0], rows.T)
+            # One (M, kh kw) product instead of kh kw matrix-vector ones; offset k's block is column k.
+            blocks = matmul(rows, np.ascontiguousarray(weights[:, :, 0].T)).T
         else:
-            for offset in range(kh * kw):
-                matmul_into(grad_cols[offset], rows, weights[offset])
+            blocks = self._scratch.get("grad_cols", (kh * kw, rows.shape[0], c), gradOutput.dtype)
+            for k in range(kh * kw):
+                matmul_into(rows, weights[k], blocks[k])
         grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
         for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
-            grad_padded[:, rows_at, cols_at, :] += grad_cols[i * kw + j].reshape(n, *out_size, c)
+            grad_padded[:, rows_at, cols_at, :] += blocks[i * kw + j].reshape(n, *out_size, c)
         self.gradInput = grad_padded[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
         return self.gradInput
 
@@ -200,7 +198,8 @@ class Conv2d(Module):
         k = kh * kw * self.in_channels
         rows_of, self._rows_of = self._rows_of, None
         rows = rows_of[1] if rows_of is not None and rows_of[0] is gradOutput else self._rows(gradOutput)
-        grad_matrix = matmul_tn(self._columns(input), rows).T
+        cols = self._columns(input)
+        grad_matrix = matmul_tn(rows.astype(cols.dtype, copy=False), cols)
         self.gradW += grad_matrix[:, :k].reshape(-1, kh, kw, self.in_channels).transpose(0, 3, 1, 2)
         if self.b is not None:
             self.gradb += grad_matrix[:, k]
