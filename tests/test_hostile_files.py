@@ -17,6 +17,7 @@ import pathlib
 import re
 import tracemalloc
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -527,3 +528,41 @@ def test_lazily_created_statistics_from_a_file_are_checked(tmp_path, array, mess
     with pytest.raises(ValueError, match=message) as error:
         numtorch.load(path)
     assert str(path) in str(error.value) and "moving_variance" in str(error.value)
+
+
+def gzip_of(head, zeros):
+    """``head`` then ``zeros`` zero bytes, gzip-compressed a megabyte at a time."""
+    compressor = zlib.compressobj(wbits=31)
+    parts, chunk = [compressor.compress(head)], bytes(2**20)
+    while zeros:
+        parts.append(compressor.compress(chunk[:zeros]))
+        zeros -= min(zeros, len(chunk))
+    return b"".join(parts) + compressor.flush()
+
+
+def idx_header(shape):
+    return bytes([0, 0, 0x08, len(shape)]) + np.asarray(shape, ">u4").tobytes()
+
+
+@pytest.mark.parametrize("shape,message", [
+    ((6, 4, 3), r"more than 88 bytes"),
+    ((2**16, 2**15, 2**2), r"limit"),
+], ids=["trailing-zeros", "declares-over-the-limit"])
+def test_a_gzip_bomb_is_refused_before_allocating(tmp_path, shape, message):
+    files = mnist_files()
+    write_mnist(tmp_path, {"labels": files["labels"]}, compress=False)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip_of(idx_header(shape), 100 * 2**20))
+    assert path.stat().st_size < SMALL / 10
+    error, peak = peak_allocation(load_mnist, tmp_path)
+    assert str(path) in str(error) and re.search(message, str(error)), error
+    assert peak < SMALL, f"refusing a {path.stat().st_size}-byte file allocated {peak} bytes"
+
+
+def test_an_idx_file_the_size_of_the_mnist_training_set_loads(tmp_path):
+    labels = np.arange(60_000, dtype=np.uint8) % 10
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip_of(idx_header((60_000, 28, 28)), 60_000 * 784))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels), mtime=0))
+    X, y = load_mnist(tmp_path)
+    assert X.shape == (60_000, 1, 28, 28) and not X.any()
+    np.testing.assert_array_equal(y, labels)
