@@ -4,7 +4,8 @@
 
 Prints the loss of every epoch and the final test accuracy (about 97%).
 Needs scikit-learn (the ``train`` extra), for the data set and the split only.
-Run: ``python examples/train_digits.py`` or ``make demo``.
+Run: ``python examples/train_digits.py`` (``make demo`` is the ``numtorch train``
+command instead: its own MLP preset and training loop).
 """
 
 import numpy as np

@@ -8,7 +8,8 @@ then checks, for that row:
   gradient and every buffer (moving statistics) after the step;
 - by central finite differences in float64 (``numtorch.gradcheck``);
 - the contract: the input is not modified, gradients accumulate in place into
-  the same arrays, ``zeroGradParameters`` zeroes them.
+  the same arrays, ``zeroGradParameters`` zeroes them;
+- float64 data into the float32 module, and non-contiguous (strided) views.
 """
 
 import os
@@ -140,6 +141,62 @@ def check_module_gradcheck(case, seed, batch, mode):
     set_mode(module, mode)
     error = numtorch.gradcheck(module, np.asarray(x, dtype=np.float64))
     assert error <= 1e-6, f"{case} ({mode}, batch {batch}): finite-difference error {error:.3g}"
+
+
+def strided_view(array):
+    """A non-contiguous view (every axis strided) holding ``array``'s values."""
+    holder = np.zeros((*array.shape, 2), dtype=array.dtype)
+    holder[..., 0] = array
+    view = holder[..., 0]
+    assert not view.flags.c_contiguous and not view.flags.f_contiguous
+    return view
+
+
+def run_module(case, seed, batch, mode, convert):
+    """Build the row's float32 module, run forward and backward on ``convert(x)``, ``convert(gradOutput)``.
+
+    Returns the input fed, output, gradInput and copies of the parameter gradients.
+    """
+    rng = np.random.default_rng(seed)
+    numtorch.manual_seed(seed)
+    module, x = case.build(rng, batch)
+    set_mode(module, mode)
+    x = convert(np.asarray(x, dtype=np.float32))
+    x_before = x.copy()
+    numtorch.manual_seed(seed)
+    output = module.forward(x)
+    grad_output = convert(rng.standard_normal(output.shape).astype(np.float32))
+    module.zeroGradParameters()
+    grad_input = module.backward(x, grad_output)
+    np.testing.assert_array_equal(x, x_before, err_msg=f"{case}: forward/backward modified its input")
+    assert all(p.dtype == np.float32 for p in flatten(module.getParameters()))
+    return x, output.copy(), grad_input.copy(), [g.copy() for g in flatten(module.getGradParameters())]
+
+
+def check_module_input_dtype_and_layout(case, mode, seed=0, batch=3):
+    """A float32 module fed (a) float64 data and (b) non-contiguous views.
+
+    (a) The output and gradInput are float64 (outputs keep the input's dtype)
+    and agree with the float32 run; the parameter gradients stay float32.
+    (b) Strided views of the input and gradOutput give what the contiguous
+    arrays give.
+    """
+    _, output, grad_input, grads = run_module(case, seed, batch, mode, lambda a: a)
+    _, output64, grad_input64, grads64 = run_module(case, seed, batch, mode, lambda a: a.astype(np.float64))
+    assert output64.dtype == np.float64, f"{case}: output dtype {output64.dtype}, input float64"
+    assert grad_input64.dtype == np.float64, f"{case}: gradInput dtype {grad_input64.dtype}, input float64"
+    assert_close(output64, output, case.rtol, case.atol, f"{case} float64 input: output")
+    assert_close(grad_input64, grad_input, case.rtol, case.atol, f"{case} float64 input: gradInput")
+    for i, (ours, theirs) in enumerate(zip(grads64, grads)):
+        assert ours.dtype == np.float32, f"{case}: parameter gradient {i} became {ours.dtype}"
+        assert_close(ours, theirs, case.rtol, case.atol, f"{case} float64 input: parameter gradient {i}")
+
+    x, output_s, grad_input_s, grads_s = run_module(case, seed, batch, mode, strided_view)
+    assert not x.flags.c_contiguous
+    assert_close(output_s, output, 1e-6, 1e-7, f"{case} strided input: output")
+    assert_close(grad_input_s, grad_input, 1e-6, 1e-7, f"{case} strided input: gradInput")
+    for i, (ours, theirs) in enumerate(zip(grads_s, grads)):
+        assert_close(ours, theirs, 1e-6, 1e-7, f"{case} strided input: parameter gradient {i}")
 
 
 def check_criterion_against_torch(torch, case, seed, batch):

@@ -104,7 +104,7 @@ def test_mnist_folders_and_npz_data(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("argv,message,status", [
     ([], "the following arguments are required: COMMAND", 2),
     (["fly"], "invalid choice: 'fly'", 2),
-    (["train", "--epochs", "-1"], "argument --epochs: expected an integer >= 0, got '-1'", 2),
+    (["train", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got '0'", 2),
     (["train", "--lr", "0"], "argument --lr: expected a positive number, got '0'", 2),
     (["train", "--hidden", "64,x"], "argument --hidden: expected sizes like 256,128", 2),
     (["train", "--model", "rnn"], "argument --model: invalid choice: 'rnn'", 2),
@@ -184,3 +184,10 @@ def test_cnn_preset_needs_images(tmp_path, capsys):
     np.savez(tmp_path / "flat.npz", X=np.zeros((20, 5)), y=np.arange(20) % 2)
     assert run("train", "--model", "cnn", "--data", tmp_path / "flat.npz", "--out", tmp_path / "o") == 1
     assert "--model cnn: expected images (N, C, H, W), got samples of shape (5,)" in one_error_line(capsys)
+
+
+def test_summary_of_a_model_without_parameters(tmp_path, capsys):
+    io.save(nt.Sequential(nt.Flatten(), nt.ReLU()), tmp_path / "m.npz", input_shape=(4,))
+    assert run("summary", tmp_path / "m.npz") == 0
+    out = capsys.readouterr().out
+    assert "input (N, 4)" in out and "ReLU" in out and "(N, 4)" in out and "total: 0 parameters" in out

@@ -105,3 +105,41 @@ def test_a_childs_error_names_the_child():
     net, _ = network()
     with pytest.raises(ValueError, match=r"Linear\(5 -> 4\): expected input \(N, 5\), got \(2, 6\)"):
         net.forward(np.ones((2, 6), np.float32))
+
+
+def test_update_grad_input_then_acc_grad_parameters_equals_backward():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    grad_output = rng.standard_normal((6, 3)).astype(np.float32)
+    results = []
+    for split in (False, True):
+        net, _ = network()
+        net.evaluate()
+        net.forward(x)
+        net.zeroGradParameters()
+        if split:
+            grad_input = net.updateGradInput(x, grad_output).copy()
+            net.accGradParameters(x, grad_output)
+        else:
+            grad_input = net.backward(x, grad_output).copy()
+        results.append([grad_input, *(g.copy() for g in flatten(net.getGradParameters()))])
+    for joint, split in zip(*results):
+        np.testing.assert_array_equal(split, joint)
+
+
+def test_acc_grad_parameters_needs_update_grad_input_first():
+    net = nt.Sequential(nt.Linear(5, 4), nt.Tanh(), nt.Linear(4, 3))
+    net.zeroGradParameters()
+    x, grad_output = np.ones((2, 5), np.float32), np.ones((2, 3), np.float32)
+    net.forward(x)
+    with pytest.raises(ValueError, match=r"Sequential: accGradParameters needs updateGradInput first "
+                                         r"\(module \(1\) Tanh has no gradInput for an input of shape "
+                                         r"\(2, 4\)\)"):
+        net.accGradParameters(x, grad_output)
+    net.updateGradInput(x, grad_output)
+    x, grad_output = np.ones((7, 5), np.float32), np.ones((7, 3), np.float32)
+    net.forward(x)
+    with pytest.raises(ValueError, match=r"module \(1\) Tanh has no gradInput for an input of shape "
+                                         r"\(7, 4\)"):
+        net.accGradParameters(x, grad_output)
+    assert not any(g.any() for g in flatten(net.getGradParameters())), "a failed call accumulated"

@@ -61,6 +61,17 @@ def test_same_seed_same_mask():
     np.testing.assert_array_equal(nt.Dropout().forward(x), first)
 
 
+def test_the_mask_does_not_depend_on_the_data_dtype():
+    x = np.ones((64, 32), dtype=np.float32)
+    masks = []
+    for dtype in (np.float32, np.float64):
+        nt.manual_seed(7)
+        y = nt.Dropout(0.3).forward(x.astype(dtype))
+        assert y.dtype == dtype
+        masks.append(y != 0)
+    np.testing.assert_array_equal(masks[0], masks[1])
+
+
 def test_backward_follows_the_mode_of_the_last_forward():
     nt.manual_seed(3)
     dropout = nt.Dropout(0.5)

@@ -43,12 +43,16 @@ def test_train_mnist_cnn_skips_where_the_data_is_absent(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"skipped: MNIST folder {tmp_path / 'absent'} not found")
 
 
-def test_train_mnist_cnn_learns_in_one_epoch():
+def test_train_mnist_cnn_learns_in_one_short_epoch(monkeypatch):
+    """2,000 training images, 500 test ones: a quick check that the script runs and learns
+    (the full run, 8 epochs on 8,000 images, reaches about 98%)."""
     if not MNIST.is_dir():
         pytest.skip(f"{MNIST} not found (optional data for this check)")
     lines = []
     example = load_example("train_mnist_cnn")
+    monkeypatch.setattr(example, "N_TRAIN", 2000)
+    monkeypatch.setattr(example, "N_TEST", 500)
     accuracy = example.train(MNIST, epochs=1, log=lambda line: lines.append(str(line)))
-    assert accuracy >= 0.9
+    assert accuracy >= 0.6
+    assert lines[-1] == f"test accuracy {accuracy:.2%} (500 images)"
     assert lines[1].startswith("epoch 1  loss") and " s  test accuracy" in lines[1]
-    assert lines[-1].startswith("test accuracy")

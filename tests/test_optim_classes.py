@@ -208,3 +208,37 @@ def test_clip_grad_norm_matches_torch(scale, max_norm):
     for g, tp in zip(grads, tparams):
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, tp.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+class DtypeRecorder(np.ndarray):
+    """An array that records the dtype of every array a NumPy operation on it makes."""
+
+    dtypes = set()
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        def plain(arrays):
+            return tuple(a.view(np.ndarray) if isinstance(a, DtypeRecorder) else a for a in arrays)
+
+        if out is not None:
+            kwargs["out"] = plain(out)
+        result = getattr(ufunc, method)(*plain(inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        DtypeRecorder.dtypes.add(np.result_type(result))
+        return result.view(DtypeRecorder) if isinstance(result, np.ndarray) else result
+
+
+@pytest.mark.parametrize("cls,ours,theirs", CASES, ids=CASE_IDS)
+def test_float32_parameters_get_float32_state_and_temporaries(cls, ours, theirs):
+    model = make_model()
+    for module in model:
+        for name in (*module._parameters, *module._gradients):
+            if getattr(module, name) is not None:
+                setattr(module, name, getattr(module, name).view(DtypeRecorder))
+    optimizer = cls(model, **ours)
+    DtypeRecorder.dtypes = set()
+    train_steps(model, optimizer, np.random.default_rng(0), 3)
+    assert DtypeRecorder.dtypes <= {np.dtype(np.float32)}, cls.__name__
+    assert all(p.dtype == np.float32 for p in flatten(model.getParameters()))
+    for name, arrays in optimizer.state_dict()["buffers"].items():
+        assert all(a.dtype == np.float32 for a in arrays), name

@@ -7,6 +7,7 @@ from harness import (
     check_criterion_gradcheck,
     check_module_against_torch,
     check_module_gradcheck,
+    check_module_input_dtype_and_layout,
     import_torch,
 )
 from module_table import CRITERIONS, MODULES
@@ -34,6 +35,11 @@ def test_module_matches_torch(case, mode, seed, batch):
 def test_module_gradcheck(case, mode):
     for seed, batch in enumerate(case.gradcheck_batches):
         check_module_gradcheck(case, seed, batch, mode)
+
+
+@pytest.mark.parametrize("case,mode", module_params())
+def test_module_float64_and_strided_inputs(case, mode):
+    check_module_input_dtype_and_layout(case, mode)
 
 
 @pytest.mark.parametrize("seed,batch", SEEDS_AND_BATCHES)

@@ -93,7 +93,7 @@ def build_parser():
     train.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="network preset (default: mlp)")
     train.add_argument("--hidden", type=hidden_sizes, default=[256, 128],
                        help="hidden layer sizes of the dense part (default: 256,128)")
-    train.add_argument("--epochs", type=integer(0), default=20, help="default: 20")
+    train.add_argument("--epochs", type=integer(1), default=20, help="default: 20")
     train.add_argument("--batch-size", type=integer(1), default=64, help="default: 64")
     train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default: adam")
     train.add_argument("--lr", type=positive_float,
@@ -267,8 +267,7 @@ def command_train(args):
               "seconds": seconds}
     with open(os.path.join(out, "history.json"), "w") as file:
         json.dump(record, file, indent=1)
-    if history["epoch"]:
-        plot_curves(history, os.path.join(out, "curves.png"))
+    plot_curves(history, os.path.join(out, "curves.png"))
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
     print(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
           f"({seconds:.1f} s)")
@@ -308,7 +307,9 @@ def command_summary(args):
     model, meta = load_with_metadata(args.model)
     model.evaluate()
     shape = meta.get("input_shape")
-    x = np.zeros((1, *shape), dtype=flatten(model.getParameters())[0].dtype) if shape is not None else None
+    parameters = flatten(model.getParameters())
+    dtype = parameters[0].dtype if parameters else np.float32
+    x = np.zeros((1, *shape), dtype=dtype) if shape is not None else None
     rows, _ = summary_rows(model, x)
     name_width = max(len(name) for name, _, _ in rows)
     print(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
@@ -316,7 +317,7 @@ def command_summary(args):
     for name, output, count in rows:
         output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
         print(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
-    total = sum(p.size for p in flatten(model.getParameters()))
+    total = sum(p.size for p in parameters)
     print(f"total: {total:,} parameters")
     return 0
 

@@ -1,5 +1,8 @@
 """Containers: modules made of modules."""
 
+import numpy as np
+
+from numtorch._checks import label
 from numtorch.module import Module
 
 
@@ -44,24 +47,44 @@ class Sequential(Module):
 
     def backward(self, input, gradOutput):
         self.check_backward(input, gradOutput)
-        grad = gradOutput
-        for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
-            grad = module.backward(module_input, grad)
-        self.gradInput = grad
+        self.gradInput = self._reverse_walk(gradOutput, lambda module, x, grad: module.backward(x, grad))
         return self.gradInput
 
     def updateGradInput(self, input, gradOutput):
-        grad = gradOutput
-        for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
-            grad = module.updateGradInput(module_input, grad)
-        self.gradInput = grad
+        self.gradInput = self._reverse_walk(gradOutput,
+                                            lambda module, x, grad: module.updateGradInput(x, grad))
         return self.gradInput
 
     def accGradParameters(self, input, gradOutput):
+        """Accumulate every child's parameter gradients (after ``updateGradInput``, as in Torch7).
+
+        The gradient reaching each child is the ``gradInput`` the child after
+        it stored in ``updateGradInput``; without one of the right shape this
+        raises instead of using a stale or missing gradient.
+        """
+        for i, (module, module_input) in enumerate(zip(self.modules, self.inputs)):
+            if i and np.shape(module.gradInput) != module_input.shape:
+                raise ValueError(
+                    f"Sequential: accGradParameters needs updateGradInput first (module ({i}) "
+                    f"{label(module)} has no gradInput for an input of shape {module_input.shape})"
+                )
+
+        def step(module, x, grad):
+            module.accGradParameters(x, grad)
+            return module.gradInput
+
+        self._reverse_walk(gradOutput, step)
+
+    def _reverse_walk(self, gradOutput, step):
+        """Feed ``gradOutput`` back through the children, last to first.
+
+        ``step(child, child_input, grad)`` returns the gradient for the child
+        before it (its ``gradInput``); the first child's is returned.
+        """
         grad = gradOutput
         for module, module_input in zip(reversed(self.modules), reversed(self.inputs)):
-            module.accGradParameters(module_input, grad)
-            grad = module.gradInput
+            grad = step(module, module_input, grad)
+        return grad
 
     def zeroGradParameters(self):
         for module in self.modules:

@@ -10,9 +10,7 @@ registration code.
 
 import numpy as np
 
-from numtorch._checks import check_float_array, label
-
-FLOAT_DTYPES = (np.float32, np.float64)
+from numtorch._checks import FLOAT_DTYPES, check_float_array, label
 
 
 class Module:

@@ -12,6 +12,8 @@ The classes: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` bound to a module
 ``clip_grad_norm``; each follows its PyTorch counterpart step for step.
 """
 
+import math
+
 import numpy as np
 
 from numtorch._blas import axpy
@@ -272,8 +274,9 @@ class Adam(Optimizer):
         m += (1 - beta1) * grad
         v *= beta2
         v += (1 - beta2) * grad * grad
+        # Python floats (not NumPy float64 scalars) keep float32 arithmetic float32.
         step_size = self.lr / (1 - beta1**self.step_count)
-        denom = np.sqrt(v) / np.sqrt(1 - beta2**self.step_count) + self.eps
+        denom = np.sqrt(v) / math.sqrt(1 - beta2**self.step_count) + self.eps
         param -= step_size * m / denom
 
 

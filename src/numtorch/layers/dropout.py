@@ -1,5 +1,7 @@
 """Dropout. Shape: any input (N, *) -> output of the same shape."""
 
+import numpy as np
+
 from numtorch._checks import check_number
 from numtorch.module import Module
 from numtorch.random import generator
@@ -9,7 +11,8 @@ class Dropout(Module):
     """Zeroes each element with probability ``p`` in training, scaling the rest by ``1/(1-p)``.
 
     Training: ``y = x * mask`` with ``mask`` 0 (probability p) or ``1/(1-p)``,
-    drawn from ``numtorch.random`` for every forward; ``gradInput = g * mask``.
+    drawn from ``numtorch.random`` for every forward (the same mask for float32
+    and float64 data under one seed); ``gradInput = g * mask``.
     Evaluation: ``y = x`` (a copy) and ``gradInput = g``, so expected values
     agree between the two modes. ``0 <= p < 1``.
     """
@@ -25,7 +28,8 @@ class Dropout(Module):
             self.output = input.copy()
             return self.output
         scale = input.dtype.type(1 / (1 - self.p))
-        keep = generator().random(input.shape, dtype=input.dtype) >= self.p
+        # Uniforms drawn in float32 whatever the data's dtype: one seed, one mask.
+        keep = generator().random(input.shape, dtype=np.float32) >= self.p
         self.mask = keep * scale
         self.output = input * self.mask
         return self.output
