@@ -12,8 +12,12 @@ accepts only those outcomes.
 import gzip
 import io as stdio
 import json
+import math
 import pathlib
+import re
+import tracemalloc
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -424,3 +428,141 @@ def test_mutate_edits_what_it_says():
     assert mutate(b"abcd", [("delete", 0.25, 2)]) == b"ad"
     assert mutate(b"ab", [("insert", 0.5, 0x7A)]) == b"azb"
     assert mutate(b"ab", [("set", 0.0, 0x7A)]) == b"zb"
+
+
+# Decompression bombs: entries that honestly declare far more than the model holds.
+
+BOMB_SHAPE = (5000, 5000)  # 100 MB of float32, deflated to about 100 KB
+SMALL = 10 * 2**20  # bytes a refused file may make the loader allocate at most
+
+
+def add_bomb(path, name, shape=BOMB_SHAPE, descr="<f4", drop=()):
+    """Rewrite ``path`` without the entries ``drop``, plus a deflated entry ``name`` of zeros of ``shape``."""
+    stored = {key: value for key, value in entries(path).items() if key not in drop and key != name}
+    np.savez(path, **stored)
+    dtype = np.dtype(descr)
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open(name + ".npy", "w", force_zip64=True) as entry:
+            np.lib.format.write_array_header_1_0(entry, {"descr": dtype.str, "fortran_order": False,
+                                                         "shape": shape})
+            remaining, chunk = math.prod(shape) * dtype.itemsize, bytes(2**20)
+            while remaining:
+                entry.write(chunk[:remaining])
+                remaining -= min(remaining, len(chunk))
+    assert path.stat().st_size < SMALL / 10
+    return path
+
+
+def peak_allocation(call, *args):
+    """The ValueError ``call(*args)`` raises and the peak bytes it allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError) as error:
+            call(*args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return error.value, peak
+
+
+def lazy_model_file(tmp_path):
+    path = tmp_path / "lazy.npz"
+    io.save(numtorch.Sequential(numtorch.Linear(4, 3), numtorch.BatchNormalization(0.9)), path)
+    return path
+
+
+BOMBS = {
+    "weight-of-another-shape": (model_file, dict(name="model/0.W"), r"\(5000, 5000\) in the file"),
+    "extra-entry": (model_file, dict(name="model/9.W"), r"unexpected \['model/9.W'\]"),
+    "replacing-an-entry": (model_file, dict(name="model/a", drop=("model/2.b",)), r"missing \['model/2.b'\]"),
+    "not-a-model-entry": (model_file, dict(name="other"), r"unexpected entries \['other'\]"),
+    "lazy-buffer": (lazy_model_file, dict(name="model/1.moving_mean", shape=(25_000_000,)), "moving_mean"),
+    "header": (model_file, dict(name=HEADER, shape=(), descr="<U25000000"), "header"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BOMBS))
+def test_a_decompression_bomb_is_refused_before_allocating(tmp_path, kind):
+    make, bomb, message = BOMBS[kind]
+    path = add_bomb(make(tmp_path), **bomb)
+    error, peak = peak_allocation(numtorch.load, path)
+    assert str(path) in str(error) and re.search(message, str(error)), error
+    assert peak < SMALL, f"refusing a {path.stat().st_size}-byte file allocated {peak} bytes"
+
+
+def test_an_optimizer_bomb_in_a_checkpoint_is_refused_before_allocating(tmp_path):
+    net = small_model()
+    optimizer = numtorch.optim.Adam(net)
+    optimizer.zero_grad()
+    net.backward(np.ones((2, 4), np.float32), net.forward(np.ones((2, 4), np.float32)))
+    optimizer.step()
+    path = tmp_path / "checkpoint.npz"
+    io.save_checkpoint(path, net, optimizer, 1)
+    add_bomb(path, "optimizer/exp_avg/0")
+    error, peak = peak_allocation(io.load_checkpoint, path, small_model(), numtorch.optim.Adam(small_model()))
+    assert str(path) in str(error) and "optimizer/exp_avg/0" in str(error), error
+    assert peak < SMALL
+
+
+def test_a_dataset_bomb_is_refused_before_allocating(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, y=np.zeros(3, np.int64))
+    add_bomb(path, "X")
+    error, peak = peak_allocation(load_npz, path)
+    assert str(path) in str(error) and "5000 samples but y has 3" in str(error), error
+    assert peak < SMALL
+
+
+@pytest.mark.parametrize("array,message", [
+    (np.zeros((2, 2), np.int64), "float"),
+    (np.array(["a", "b", "c"]), "float"),
+    (np.zeros((3, 1), np.float32), "1-D"),
+    (np.zeros(5, np.float32), "length"),
+], ids=["int64-matrix", "strings", "2-D", "other-length"])
+def test_lazily_created_statistics_from_a_file_are_checked(tmp_path, array, message):
+    path = lazy_model_file(tmp_path)
+    rewrite(path, **{"model/1.moving_mean": np.zeros(3, np.float32),
+                     "model/1.moving_variance": np.ones(3, np.float32)})
+    numtorch.load(path)
+    rewrite(path, **{"model/1.moving_variance": array})
+    with pytest.raises(ValueError, match=message) as error:
+        numtorch.load(path)
+    assert str(path) in str(error.value) and "moving_variance" in str(error.value)
+
+
+def gzip_of(head, zeros):
+    """``head`` then ``zeros`` zero bytes, gzip-compressed a megabyte at a time."""
+    compressor = zlib.compressobj(wbits=31)
+    parts, chunk = [compressor.compress(head)], bytes(2**20)
+    while zeros:
+        parts.append(compressor.compress(chunk[:zeros]))
+        zeros -= min(zeros, len(chunk))
+    return b"".join(parts) + compressor.flush()
+
+
+def idx_header(shape):
+    return bytes([0, 0, 0x08, len(shape)]) + np.asarray(shape, ">u4").tobytes()
+
+
+@pytest.mark.parametrize("shape,message", [
+    ((6, 4, 3), r"more than 88 bytes"),
+    ((2**16, 2**15, 2**2), r"limit"),
+], ids=["trailing-zeros", "declares-over-the-limit"])
+def test_a_gzip_bomb_is_refused_before_allocating(tmp_path, shape, message):
+    files = mnist_files()
+    write_mnist(tmp_path, {"labels": files["labels"]}, compress=False)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip_of(idx_header(shape), 100 * 2**20))
+    assert path.stat().st_size < SMALL / 10
+    error, peak = peak_allocation(load_mnist, tmp_path)
+    assert str(path) in str(error) and re.search(message, str(error)), error
+    assert peak < SMALL, f"refusing a {path.stat().st_size}-byte file allocated {peak} bytes"
+
+
+def test_an_idx_file_the_size_of_the_mnist_training_set_loads(tmp_path):
+    labels = np.arange(60_000, dtype=np.uint8) % 10
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip_of(idx_header((60_000, 28, 28)), 60_000 * 784))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels), mtime=0))
+    X, y = load_mnist(tmp_path)
+    assert X.shape == (60_000, 1, 28, 28) and not X.any()
+    np.testing.assert_array_equal(y, labels)

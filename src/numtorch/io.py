@@ -30,12 +30,14 @@ import zipfile
 import numpy as np
 
 from numtorch._checks import check_int, check_positive_int
-from numtorch.module import Module
+from numtorch.module import Module, flatten
 from numtorch.random import get_rng_state, set_rng_state
 
 FORMAT = "numtorch"
 VERSION = 1
 HEADER = "__numtorch__"
+MAX_HEADER_BYTES = 2**24  # the JSON header: 16 MiB of text (4 bytes a character) is far beyond any network
+MIN_LAZY_SIZE = 2**16  # a lazily created buffer may hold max(the model's parameter count, this) values
 
 
 def constructor_signature(cls):
@@ -253,61 +255,115 @@ def save(model, path, input_shape=None):
     atomic_savez(path, {HEADER: np.array(json.dumps(meta)), **model_arrays(model)})
 
 
-def check_entries(archive):
-    """Refuse, before reading any data, an entry that is not a plain ``.npy`` holding what it declares.
+class Entry:
+    """One ``.npy`` member of an ``.npz``: its zip record and the shape and dtype its header declares."""
 
-    A hostile header could declare terabytes to make ``np.load`` allocate them.
+    def __init__(self, info, shape, dtype):
+        self.info, self.shape, self.dtype = info, shape, dtype
+
+    @property
+    def nbytes(self):
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def entry_header(archive, info):
+    """The :class:`Entry` of member ``info``, reading only its ``.npy`` header.
+
+    Refuses an entry that is not a plain ``.npy``, holds Python objects or
+    declares more (or less) data than the zip says it holds.
     """
-    for info in archive.zip.infolist():
-        with archive.zip.open(info) as entry:
-            version = np.lib.format.read_magic(entry)
-            if version not in ((1, 0), (2, 0)):
-                raise ValueError(f"entry {info.filename!r}: .npy format version {version}")
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, _, dtype = read_header(entry)
-            if dtype.hasobject:
-                raise ValueError(f"entry {info.filename!r} holds Python objects (a pickle), "
-                                 "which numtorch never loads")
-            declared = math.prod(shape) * dtype.itemsize
-            held = info.file_size - entry.tell()
-            if declared != held:
-                raise ValueError(f"entry {info.filename!r} declares shape {shape} of {dtype} "
-                                 f"({declared} bytes) but holds {held} bytes")
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"entry {info.filename!r}: .npy format version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(stream)
+        held = info.file_size - stream.tell()
+    if dtype.hasobject:
+        raise ValueError(f"entry {info.filename!r} holds Python objects (a pickle), "
+                         "which numtorch never loads")
+    entry = Entry(info, shape, dtype)
+    if entry.nbytes != held:
+        raise ValueError(f"entry {info.filename!r} declares shape {shape} of {dtype} "
+                         f"({entry.nbytes} bytes) but holds {held} bytes")
+    return entry
 
 
-def read_npz(path):
-    """Every array of the ``.npz`` at ``path`` (``allow_pickle=False``), or a clear ValueError."""
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as file:
-            start = file.read(6)
-        if start == b"\x93NUMPY":
-            raise ValueError("a single .npy array, not an .npz archive")
-        if not start.startswith(b"PK"):
-            raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive")
-        with archive:
-            check_entries(archive)
-            return {name: archive[name] for name in archive.files}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+class corrupt:
+    """Context: turn what a broken zip or ``.npy`` raises into ``ValueError`` naming ``path``."""
+
     # zipfile raises NotImplementedError for an unknown compression method and
     # RuntimeError for an entry flagged as encrypted.
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as error:
-        raise ValueError(f"{path}: not a readable .npz file, truncated or corrupt ({error})") from None
+    ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is FileNotFoundError:
+            raise FileNotFoundError(f"{self.path}: no such file") from None
+        if kind is not None and issubclass(kind, self.ERRORS):
+            raise ValueError(f"{self.path}: not a readable .npz file, "
+                             f"truncated or corrupt ({error})") from None
+        return False
 
 
-def read(path):
-    """The JSON header and arrays of a numtorch file, with clear errors for anything else."""
-    path = os.fspath(path)
-    arrays = read_npz(path)
-    if HEADER not in arrays:
+class Npz:
+    """An open ``.npz``: ``entries`` maps each array's name to its :class:`Entry`, read from headers only.
+
+    No array data is read until ``read(name)``, so a caller checks the
+    declared shapes and dtypes first and refuses a hostile file before it
+    allocates anything (a few kilobytes of zeros can declare gigabytes).
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        with corrupt(self.path):
+            with open(self.path, "rb") as file:
+                start = file.read(6)
+            if start == b"\x93NUMPY":
+                raise ValueError("a single .npy array, not an .npz archive")
+            if not start.startswith(b"PK"):
+                raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
+            self.zip = zipfile.ZipFile(self.path)
+            try:
+                self.entries = {}
+                for info in self.zip.infolist():
+                    name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    if name in self.entries:
+                        raise ValueError(f"entry {name!r} appears twice")
+                    self.entries[name] = entry_header(self.zip, info)
+            except BaseException:
+                self.zip.close()
+                raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.zip.close()
+
+    def read(self, name):
+        """The array ``name`` (``allow_pickle=False``), allocating only what its header declared."""
+        with corrupt(self.path), self.zip.open(self.entries[name].info) as stream:
+            return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def read_meta(npz):
+    """The JSON header of a numtorch file, with clear errors for anything else."""
+    path = npz.path
+    entry = npz.entries.get(HEADER)
+    if entry is None:
         raise ValueError(f"{path}: not a numtorch file (no {HEADER} entry)")
+    if entry.shape != () or entry.dtype.kind != "U" or entry.nbytes > MAX_HEADER_BYTES:
+        raise ValueError(f"{path}: corrupt numtorch header (expected a text of at most {MAX_HEADER_BYTES} "
+                         f"bytes, got shape {entry.shape} of {entry.dtype})")
     try:
-        meta = json.loads(str(arrays.pop(HEADER)))
+        meta = json.loads(str(npz.read(HEADER)))
     except (json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"{path}: corrupt numtorch header ({error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -315,7 +371,18 @@ def read(path):
     if meta.get("version") != VERSION:
         raise ValueError(f"{path}: numtorch file version {meta.get('version')}, "
                          f"this numtorch reads version {VERSION}")
-    return meta, arrays
+    return meta
+
+
+def read(path):
+    """``(meta, arrays)``: the JSON header and every array of a numtorch file, for tools and tests.
+
+    Reads all it holds unchecked against any model; ``load`` checks each
+    entry's header against the rebuilt model before reading it.
+    """
+    with Npz(path) as npz:
+        meta = read_meta(npz)
+        return meta, {name: npz.read(name) for name in npz.entries if name != HEADER}
 
 
 def describe_architecture(spec):
@@ -324,52 +391,103 @@ def describe_architecture(spec):
     return spec["class"]
 
 
-def assign(model, arrays, path):
-    """Copy the ``model/...`` arrays into ``model``'s parameters and buffers, checking every one.
+def check_model_entries(model, npz, others):
+    """Match the file's entries to ``model``'s parameters and buffers by their headers alone.
 
-    A buffer the module has not created yet (BatchNormalization's statistics
-    before its first forward) is taken from the file when the file has it.
+    Every ``model/...`` entry must be a parameter or buffer of ``model``, of
+    its shape and dtype; the only other entries allowed are the header and
+    ``others``. A buffer the module has not created yet (BatchNormalization's
+    statistics before its first forward) may come from the file: a float32
+    or float64 vector of at most ``max(parameter count, MIN_LAZY_SIZE)``
+    values, all such buffers of one module of one length. Returns
+    ``{key: (owner, name)}`` for the entries to read.
     """
+    path = npz.path
     required, lazy = {}, {}
     for key, owner, name in named_arrays(model):
         if getattr(owner, name) is not None:
             required["model/" + key] = (owner, name)
         elif name in owner._buffers:
             lazy["model/" + key] = (owner, name)
-    stored = {key for key in arrays if key.startswith("model/")}
+    stored = {key for key in npz.entries if key.startswith("model/")}
+    strange = sorted(set(npz.entries) - stored - {HEADER} - set(others))
+    if strange:
+        raise ValueError(f"{path}: unexpected entries {strange} (a numtorch file holds {HEADER}, model/... "
+                         "arrays and, in a checkpoint, the optimizer/... arrays its header lists)")
     if not set(required) <= stored <= set(required) | set(lazy):
         missing, extra = sorted(set(required) - stored), sorted(stored - set(required) - set(lazy))
         raise ValueError(f"{path}: the file's arrays do not fit {describe_architecture(architecture(model))}"
                          f" (missing {missing}, unexpected {extra})")
-    for key, (owner, name) in lazy.items():
-        if key in stored:
-            setattr(owner, name, arrays[key].copy())
     for key, (owner, name) in required.items():
-        target, value = getattr(owner, name), arrays[key]
-        if value.shape != target.shape:
-            raise ValueError(f"{path}: {key[6:]} of {owner!r} has shape {value.shape} in the file, "
+        target, entry = getattr(owner, name), npz.entries[key]
+        if entry.shape != target.shape:
+            raise ValueError(f"{path}: {key[6:]} of {owner!r} has shape {entry.shape} in the file, "
                              f"the model expects {target.shape}")
-        if value.dtype != target.dtype:
-            raise ValueError(f"{path}: {key[6:]} of {owner!r} is {value.dtype} in the file, "
+        if entry.dtype != target.dtype:
+            raise ValueError(f"{path}: {key[6:]} of {owner!r} is {entry.dtype} in the file, "
                              f"the model holds {target.dtype}")
-        target[...] = value
+    lazy = {key: lazy[key] for key in lazy if key in stored}
+    check_lazy_entries(model, npz, lazy)
+    return {**lazy, **required}
 
 
-def rebuild(meta, arrays, path):
+def check_lazy_entries(model, npz, lazy):
+    """Refuse lazily created buffers (see ``check_model_entries``) that no module could have made."""
+    path = npz.path
+    limit = max(sum(array.size for array in flatten(model.getParameters())), MIN_LAZY_SIZE)
+    lengths = {}
+    for key, (owner, _) in lazy.items():
+        entry = npz.entries[key]
+        if entry.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"{path}: {key[6:]} of {owner!r} is {entry.dtype} in the file, "
+                             "expected float32 or float64")
+        if len(entry.shape) != 1:
+            raise ValueError(f"{path}: {key[6:]} of {owner!r} has shape {entry.shape} in the file, "
+                             "expected a 1-D vector")
+        if entry.shape[0] > limit:
+            raise ValueError(f"{path}: {key[6:]} of {owner!r} holds {entry.shape[0]} values in the file, "
+                             f"more than {limit} (the model's parameter count, or {MIN_LAZY_SIZE})")
+        lengths.setdefault(id(owner), {})[key[6:]] = entry.shape[0]
+    for found in lengths.values():
+        if len(set(found.values())) > 1:
+            raise ValueError(f"{path}: buffers of one module differ in length in the file: "
+                             + ", ".join(f"{key} has length {length}" for key, length in found.items()))
+
+
+def assign(model, npz, others=()):
+    """Check the file's entries against ``model`` (``check_model_entries``), then copy them in."""
+    for key, (owner, name) in check_model_entries(model, npz, others).items():
+        value = npz.read(key)
+        if getattr(owner, name) is None:
+            setattr(owner, name, value)
+        else:
+            getattr(owner, name)[...] = value
+
+
+def unread_optimizer_entries(npz, meta):
+    """A checkpoint's ``optimizer/...`` entries, which loading only its model leaves unread."""
+    if meta.get("kind") != "checkpoint":
+        return []
+    return [key for key in npz.entries if key.startswith("optimizer/")]
+
+
+def rebuild(meta, npz):
+    """The model of ``meta``'s architecture with the file's arrays (checked before they are read)."""
     classes = module_classes()
     state = get_rng_state()
     try:
         model = build(meta.get("architecture"), classes)
     except RecursionError:
-        raise ValueError(f"{path}: cannot rebuild the model: its architecture is nested too deeply") from None
+        raise ValueError(f"{npz.path}: cannot rebuild the model: "
+                         "its architecture is nested too deeply") from None
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{path}: cannot rebuild the model: {error}") from None
+        raise ValueError(f"{npz.path}: cannot rebuild the model: {error}") from None
     finally:
         set_rng_state(state)
-    dtypes = {value.dtype for key, value in arrays.items() if key.startswith("model/")}
+    dtypes = {entry.dtype for key, entry in npz.entries.items() if key.startswith("model/")}
     if dtypes == {np.dtype(np.float64)}:
         model.astype(np.float64)
-    assign(model, arrays, path)
+    assign(model, npz, unread_optimizer_entries(npz, meta))
     return model
 
 
@@ -381,8 +499,9 @@ def load(path):
 
 def load_with_metadata(path):
     """``(model, meta)``: the module and the file's JSON header (``input_shape``, ...)."""
-    meta, arrays = read(path)
-    return rebuild(meta, arrays, os.fspath(path)), meta
+    with Npz(path) as npz:
+        meta = read_meta(npz)
+        return rebuild(meta, npz), meta
 
 
 def fits(ours, theirs):
@@ -419,9 +538,10 @@ def load_weights(model, path):
     """Copy the parameters and buffers saved at ``path`` into ``model``, which must match the file."""
     if not isinstance(model, Module):
         raise TypeError(f"load_weights: expected a numtorch Module, got {type(model).__name__}")
-    meta, arrays = read(path)
-    check_same_architecture(model, meta, os.fspath(path))
-    assign(model, arrays, os.fspath(path))
+    with Npz(path) as npz:
+        meta = read_meta(npz)
+        check_same_architecture(model, meta, npz.path)
+        assign(model, npz, unread_optimizer_entries(npz, meta))
     return model
 
 
@@ -451,26 +571,49 @@ def save_checkpoint(path, model, optimizer, epoch, **state):
     atomic_savez(path, arrays)
 
 
+def optimizer_entries(model, npz, meta):
+    """``{buffer: [entry names]}`` of a checkpoint, checked by header against ``model``'s parameters.
+
+    The optimizer keeps one array per parameter in each buffer, of that
+    parameter's shape; an entry declaring anything else is refused unread.
+    """
+    path, params = npz.path, flatten(model.getParameters())
+    counts = meta.get("optimizer_buffers")
+    if not isinstance(counts, dict) or not all(type(count) is int for count in counts.values()):
+        raise ValueError(f"{path}: corrupt checkpoint header (optimizer_buffers)")
+    names = {}
+    for buffer, count in counts.items():
+        if count != len(params):
+            raise ValueError(f"{path}: optimizer buffer {buffer!r} has {count} arrays "
+                             f"for {len(params)} parameters")
+        names[buffer] = [f"optimizer/{buffer}/{i}" for i in range(count)]
+        for key, param in zip(names[buffer], params):
+            entry = npz.entries.get(key)
+            if entry is None:
+                raise ValueError(f"{path}: optimizer array {key!r} missing from the checkpoint")
+            if entry.shape != param.shape or entry.dtype.kind != "f":
+                raise ValueError(f"{path}: optimizer array {key!r} is {entry.dtype} of shape {entry.shape} "
+                                 f"in the file, its parameter {param.dtype} of shape {param.shape}")
+    return names
+
+
 def load_checkpoint(path, model, optimizer):
     """Restore ``model``'s weights, ``optimizer``'s state and the RNG from a checkpoint.
 
     Returns ``(epoch, state)``: the epoch the checkpoint was written after and the
-    extra state given to ``save_checkpoint``.
+    extra state given to ``save_checkpoint``. Every entry's header is checked
+    against ``model`` before any array is read.
     """
-    path = os.fspath(path)
-    meta, arrays = read(path)
-    if meta.get("kind") != "checkpoint":
-        raise ValueError(f"{path}: a saved model, not a checkpoint")
-    check_same_architecture(model, meta, path)
-    assign(model, arrays, path)
-    optimizer_state = dict(meta["optimizer"])
-    try:
-        optimizer_state["buffers"] = {
-            name: [arrays[f"optimizer/{name}/{i}"] for i in range(count)]
-            for name, count in meta["optimizer_buffers"].items()
-        }
-    except KeyError as error:
-        raise ValueError(f"{path}: optimizer array {error} missing from the checkpoint") from None
+    with Npz(path) as npz:
+        meta = read_meta(npz)
+        if meta.get("kind") != "checkpoint":
+            raise ValueError(f"{npz.path}: a saved model, not a checkpoint")
+        check_same_architecture(model, meta, npz.path)
+        names = optimizer_entries(model, npz, meta)
+        assign(model, npz, [key for keys in names.values() for key in keys])
+        optimizer_state = dict(meta["optimizer"])
+        optimizer_state["buffers"] = {buffer: [npz.read(key) for key in keys]
+                                      for buffer, keys in names.items()}
     optimizer.load_state_dict(optimizer_state)
     set_rng_state(meta["rng"])
     return meta["epoch"], meta["state"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from numtorch._checks import check_finite, check_int, check_number
 from numtorch.data.idx import read_idx
-from numtorch.io import read_npz
+from numtorch.io import Npz
 
 MNIST_PREFIXES = {"train": "train", "test": "t10k"}
 MNIST_SUFFIXES = ("-{kind}-idx{rank}-ubyte.gz", "-{kind}-idx{rank}-ubyte",
@@ -123,15 +123,21 @@ def load_npz(path):
 
     Opened with ``allow_pickle=False``. ``X`` is converted to float32 as
     stored (uint8 pixels are not rescaled); returns ``(X, y)`` with ``y`` int64.
+    The declared kinds and shapes of ``X`` and ``y`` are checked from their
+    headers before either is read; other arrays in the file are not read.
     """
-    arrays = read_npz(path)
-    missing = {"X", "y"} - set(arrays)
-    if missing:
-        raise ValueError(f"{path}: expected arrays 'X' and 'y', missing {sorted(missing)} "
-                         f"(found {sorted(arrays)})")
-    X, y = arrays["X"], arrays["y"]
-    if X.dtype.kind not in "iuf":
-        raise ValueError(f"{path}: expected numeric X, got {X.dtype}")
+    with Npz(path) as npz:
+        missing = {"X", "y"} - set(npz.entries)
+        if missing:
+            raise ValueError(f"{path}: expected arrays 'X' and 'y', missing {sorted(missing)} "
+                             f"(found {sorted(npz.entries)})")
+        X, y = npz.entries["X"], npz.entries["y"]
+        if X.dtype.kind not in "iuf":
+            raise ValueError(f"{path}: expected numeric X, got {X.dtype}")
+        # Zero-strided stand-ins of the declared shapes: checked without allocating.
+        check_pair(path, np.broadcast_to(np.zeros((), np.float32), X.shape),
+                   np.broadcast_to(np.zeros((), y.dtype), y.shape))
+        X, y = npz.read("X"), npz.read("y")
     X = X.astype(np.float32)
     check_finite(os.fspath(path), X, "X")
     check_pair(path, X, y)
