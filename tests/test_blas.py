@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from numtorch._blas import add_matmul_tn, affine, axpy, matmul, matmul_into, matmul_tn
+from numtorch._blas import add_matmul_tn, affine, axpy, matmul, matmul_into, matmul_tn, scale_add
 
 DTYPES = [np.float32, np.float64]
 
@@ -82,6 +82,19 @@ def test_axpy_in_place(x_dtype, y_dtype):
         expected = y + (-0.1 * x).astype(y_dtype)
         same = y
         axpy(-0.1, x, y)
+        assert y is same and y.dtype == y_dtype
+        np.testing.assert_allclose(y, expected, **tolerance(y_dtype))
+
+
+@pytest.mark.parametrize("x_dtype,y_dtype", [(np.float32, np.float32), (np.float64, np.float64),
+                                             (np.float64, np.float32)])
+def test_scale_add_in_place(x_dtype, y_dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 5)).astype(x_dtype)
+    for y in (rng.standard_normal((3, 5)).astype(y_dtype), np.ones((5, 3), y_dtype).T):
+        expected = (0.9 * y.astype(np.float64) + x).astype(y_dtype)
+        same = y
+        scale_add(y, 0.9, x)
         assert y is same and y.dtype == y_dtype
         np.testing.assert_allclose(y, expected, **tolerance(y_dtype))
 

@@ -17,6 +17,7 @@ from scipy.linalg import blas
 _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 _GEMV = {np.dtype(np.float32): blas.sgemv, np.dtype(np.float64): blas.dgemv}
 _AXPY = {np.dtype(np.float32): blas.saxpy, np.dtype(np.float64): blas.daxpy}
+_SCAL = {np.dtype(np.float32): blas.sscal, np.dtype(np.float64): blas.dscal}
 
 
 def affine(x, W, b):
@@ -83,3 +84,18 @@ def axpy(alpha, x, y):
         _AXPY[y.dtype](x.reshape(-1), y.reshape(-1), a=alpha)
     else:
         y += y.dtype.type(alpha) * x
+
+
+def scale_add(y, alpha, x):
+    """``y = alpha y + x`` in place (a momentum buffer update), for arrays of one shape.
+
+    BLAS ``scal`` then ``axpy`` (multi-threaded, no temporary) when both are
+    C-contiguous and share a dtype; otherwise NumPy.
+    """
+    if y.flags.c_contiguous and x.flags.c_contiguous and x.dtype == y.dtype:
+        flat = y.reshape(-1)
+        _SCAL[y.dtype](alpha, flat)
+        _AXPY[y.dtype](x.reshape(-1), flat)
+    else:
+        y *= alpha
+        y += x

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from numtorch._blas import axpy
+from numtorch._blas import axpy, scale_add
 from numtorch._checks import check_float_array, check_number, check_positive_int, label
 from numtorch.module import Module, flatten
 
@@ -63,8 +63,7 @@ def sgd_momentum(variables, gradients, config, state):
         if buffers[i] is None:
             buffers[i] = grad.copy()
         else:
-            buffers[i] *= momentum
-            buffers[i] += grad
+            scale_add(buffers[i], momentum, grad)
         axpy(-lr, buffers[i], param)
 
 
@@ -235,8 +234,7 @@ class SGD(Optimizer):
             if self.step_count == 1:
                 buf[...] = grad
             else:
-                buf *= self.momentum
-                buf += grad
+                scale_add(buf, self.momentum, grad)
             grad = grad + self.momentum * buf if self.nesterov else buf
         axpy(-self.lr, grad, param)
 
