@@ -74,3 +74,15 @@ def test_outputs_are_not_reused_between_calls(make):
     assert first is not x
     module.forward(-x)
     np.testing.assert_array_equal(first, kept)
+
+
+def test_relu_follows_changing_shapes_and_dtypes():
+    relu = nt.ReLU()
+    rng = np.random.default_rng(0)
+    for shape, dtype in [((4, 3), np.float32), ((2, 3), np.float64), ((2, 5, 2), np.float32),
+                         ((1, 3), np.float32)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        x[0, 0] = -np.inf
+        y = relu.forward(x)
+        assert y.dtype == dtype and y.shape == shape
+        np.testing.assert_array_equal(y, np.where(x > 0, x, 0))
