@@ -91,6 +91,10 @@ class Conv2d(Module):
     Backward, with ``cols`` the patch matrix and ``g`` the gradOutput rows:
     ``gradW += g^T cols``, ``gradb += sum g``, ``gradInput`` = the rows of
     ``g W`` added back to the positions each patch was read from.
+    As Torch7's SpatialConvolutionMM, backward reuses the patch matrix that
+    forward built when it is given the same input array (it rebuilds it for
+    any other array): change an input in place between forward and backward
+    and the weight gradient is the forward-time one.
     """
 
     _parameters = ("W", "b")
