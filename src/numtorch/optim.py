@@ -13,6 +13,7 @@ The classes: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` bound to a module
 """
 
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def adam_optimizer(variables, gradients, config, state):
         param -= param.dtype.type(step_size) * m / denom
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base of the optimizer classes: bound to one module's parameters and gradients.
 
     ``step()`` updates every parameter in place from its gradient (the arrays
@@ -131,8 +132,9 @@ class Optimizer:
         for i, (param, grad) in enumerate(zip(self.params, self.grads)):
             self.update(i, param, grad)
 
+    @abstractmethod
     def update(self, i, param, grad):
-        raise NotImplementedError(f"{type(self).__name__} does not implement update")
+        """Update parameter ``i`` in place from its gradient (each optimizer's rule)."""
 
     def buffer(self, name, i, initial):
         """The ``i``-th array of the running buffer ``name``, created from ``initial(param, grad)``."""
@@ -336,7 +338,7 @@ class RMSprop(Optimizer):
             param -= self.lr * grad / avg
 
 
-class LRScheduler:
+class LRScheduler(ABC):
     """Base of the learning-rate schedules: ``step()`` once per epoch sets ``optimizer.lr``.
 
     The rate is a closed-form function of the epoch count, ``lr_at(epoch)``, from
@@ -357,8 +359,9 @@ class LRScheduler:
         self.last_epoch += 1
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
+    @abstractmethod
     def lr_at(self, epoch):
-        raise NotImplementedError(f"{type(self).__name__} does not implement lr_at")
+        """The learning rate after ``epoch`` epochs (each schedule's closed form)."""
 
     def state_dict(self):
         return {"class": type(self).__name__, "base_lr": self.base_lr, "last_epoch": self.last_epoch,
