@@ -48,6 +48,9 @@ def parse_args(argv=None):
     parser.add_argument("--settle", type=float, default=0.15,
                         help="seconds to sleep before each timed repetition, so that the other "
                              "library's idle worker threads stop spinning (default: %(default)s)")
+    parser.add_argument("--rewarm", type=int, default=1,
+                        help="untimed steps after each settle, so that the timed steps start warm "
+                             "(default: %(default)s)")
     parser.add_argument("--data-batches", type=int, default=8,
                         help="distinct synthetic batches cycled through (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
@@ -60,7 +63,7 @@ def max_difference(ours, theirs):
 
 
 def race_row(name, target, reference, first, second, args, compare=True):
-    times, values = race(first, second, args.warmup, args.repeats, args.steps, args.settle)
+    times, values = race(first, second, args.warmup, args.repeats, args.steps, args.settle, args.rewarm)
     medians = [statistics.median(t) for t in times]
     ratio = medians[0] / medians[1]
     row = {

@@ -3,12 +3,15 @@
 import time
 
 
-def race(first, second, warmup, repeats, steps, settle=0.0):
+def race(first, second, warmup, repeats, steps, settle=0.0, rewarm=0):
     """Time ``first(i)`` against ``second(i)``, alternating which goes first each repetition.
 
     Before each timed repetition the process sleeps ``settle`` seconds: after
     work, OpenBLAS and OpenMP worker threads keep spinning for a while, and
-    they would otherwise take CPU from whichever library runs next.
+    they would otherwise take CPU from whichever library runs next. The sleep
+    leaves the contestant cold (its worker threads parked, its arrays out of
+    cache), which a training epoch of consecutive steps never is, so
+    ``rewarm`` untimed steps follow it before the clock starts.
 
     Both run ``warmup`` untimed steps, then ``repeats`` repetitions of ``steps``
     consecutive steps each. The step index keeps counting for each contestant,
@@ -25,6 +28,7 @@ def race(first, second, warmup, repeats, steps, settle=0.0):
         step = contestants[k]
         if timed and settle:
             time.sleep(settle)
+            run(k, rewarm, timed=False)
         start = time.perf_counter()
         for _ in range(n):
             values[k].append(step(counters[k]))

@@ -86,3 +86,23 @@ def test_relu_follows_changing_shapes_and_dtypes():
         y = relu.forward(x)
         assert y.dtype == dtype and y.shape == shape
         np.testing.assert_array_equal(y, np.where(x > 0, x, 0))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided", "fortran"])
+def test_relu_keeps_the_input_memory_order_and_values_in_every_layout(layout):
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((3, 5, 6, 4)).astype(np.float32)
+    x = {
+        "contiguous": base.transpose(0, 3, 1, 2).copy(),
+        "channels_last": base.transpose(0, 3, 1, 2),
+        "strided": base[:, ::2, 1:, :].transpose(0, 3, 1, 2),
+        "fortran": np.asfortranarray(base.transpose(0, 3, 1, 2)),
+    }[layout]
+    before = x.copy()
+    relu = nt.ReLU()
+    output = relu.forward(x)
+    np.testing.assert_array_equal(output, np.maximum(before, 0))
+    np.testing.assert_array_equal(x, before)
+    if layout != "strided":
+        assert output.strides == x.strides
+    np.testing.assert_array_equal(relu.backward(x, np.ones_like(x)), (before > 0).astype(np.float32))

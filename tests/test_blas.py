@@ -112,6 +112,9 @@ def test_matmul_into_writes_in_place(dtype, m):
     strided = np.zeros((m, 6), dtype)[:, ::2]
     matmul_into(a, b, strided)
     np.testing.assert_allclose(strided, a @ b, **tolerance(dtype))
+    for out in (np.ones((m, 3), dtype), np.ones((m, 6), dtype)[:, ::2]):
+        matmul_into(a, b, out, accumulate=True)
+        np.testing.assert_allclose(out, 1 + a @ b, **tolerance(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -152,3 +152,30 @@ def test_any_memory_layout_of_the_input_gives_the_same_results(layout, padding):
     conv.zeroGradParameters()
     np.testing.assert_allclose(conv.forward(x), expected[0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(conv.backward(x, g), expected[1], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel,padding,size", [
+    (1, 0, (5, 4)), (3, 1, (7, 7)), (3, 0, (6, 5)),
+    ((2, 5), (1, 2), (4, 9)), (4, 2, (5, 6)), ((3, 1), 0, (8, 3)),
+])
+@pytest.mark.parametrize("grad_layout", ["contiguous", "channels_last"])
+def test_stride_one_input_gradient_matches_torch_for_any_kernel_and_padding(kernel, padding, size,
+                                                                           grad_layout):
+    # Stride 1 with several input channels takes the shifted-grid path of updateGradInput.
+    from harness import import_torch
+
+    torch = import_torch()
+    rng = np.random.default_rng(6)
+    nt.manual_seed(1)
+    conv = nt.Conv2d(3, 5, kernel, padding=padding)
+    x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+    out = conv.forward(x)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    if grad_layout == "channels_last":
+        g = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    for _ in range(2):  # the second call reuses the zero-bordered scratch grid
+        grad = conv.backward(x, g)
+    tx = torch.tensor(x, requires_grad=True)
+    weight, bias = torch.tensor(conv.W), torch.tensor(conv.b)
+    torch.nn.functional.conv2d(tx, weight, bias, padding=conv.padding).backward(torch.tensor(g))
+    np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-5, atol=1e-5)

@@ -48,14 +48,17 @@ def matmul(a, b):
     return _GEMM[a.dtype](1.0, b.T, a.T).T
 
 
-def matmul_into(a, b, out):
-    """``out[...] = a b`` in place: a (m, k), b (k, n), out (m, n).
+def matmul_into(a, b, out, accumulate=False):
+    """``out[...] = a b`` (``out += a b`` with ``accumulate``) in place: a (m, k), b (k, n), out (m, n).
 
-    One GEMM writing straight into ``out`` when it is C-contiguous and all three
-    share its dtype (as the per-offset blocks of Conv2d's backward); otherwise NumPy.
+    One GEMM writing straight into ``out`` (``beta=1`` to accumulate) when it
+    is C-contiguous and all three share its dtype, as the per-offset products
+    of Conv2d's backward; otherwise NumPy.
     """
     if out.flags.c_contiguous and out.dtype == a.dtype == b.dtype:
-        _GEMM[out.dtype](1.0, b.T, a.T, c=out.T, overwrite_c=1)
+        _GEMM[out.dtype](1.0, b.T, a.T, beta=float(accumulate), c=out.T, overwrite_c=1)
+    elif accumulate:
+        out += a @ b
     else:
         np.matmul(a, b, out=out)
 

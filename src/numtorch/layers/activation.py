@@ -18,19 +18,53 @@ class Identity(Module):
         return self.gradInput
 
 
+def memory_rows(array, min_row=256):
+    """``array``'s elements in memory order as a C-contiguous 2-D view, or None.
+
+    Possible when the array is an axis permutation of one contiguous block: a
+    C-contiguous array, or the NCHW view of a channels-last Conv2d output. A
+    row is the shortest trailing block (in memory order) of at least
+    ``min_row`` elements, so that NumPy's inner loops run long.
+    """
+    if array.size == 0:
+        return None
+    view = array
+    if not array.flags.c_contiguous:
+        view = array.transpose(np.argsort(array.strides, kind="stable")[::-1])
+        if not view.flags.c_contiguous:
+            return None
+    row = 1
+    for size in reversed(view.shape):
+        row *= size
+        if row >= min_row:
+            break
+    return view.reshape(-1, row)
+
+
 class ReLU(Module):
     """``y = max(x, 0)``; ``dy/dx = 1[x > 0]``.
 
-    The zero is an array of one sample's shape, kept as scratch: NumPy's
-    vectorised loop for ``maximum`` takes two arrays, and against a scalar it
-    runs about 2.5x slower.
+    The output keeps the input's memory order (a channels-last conv output
+    stays channels-last) and is computed over the memory as rows against a
+    zero row kept as scratch: NumPy's vectorised ``maximum`` takes two arrays
+    (against a scalar it runs about 2.5x slower), and walking an NCHW view of
+    channels-last memory element by element about 5x slower.
     """
 
-    def updateOutput(self, input):
+    def _zero_row(self, length, dtype):
         zeros = getattr(self, "_zeros", None)
-        if zeros is None or zeros.shape != input.shape[1:] or zeros.dtype != input.dtype:
-            zeros = self._zeros = np.zeros(input.shape[1:], input.dtype)
-        self.output = np.maximum(input, zeros)
+        if zeros is None or zeros.shape != (length,) or zeros.dtype != dtype:
+            zeros = self._zeros = np.zeros(length, dtype)
+        return zeros
+
+    def updateOutput(self, input):
+        output = np.empty_like(input)
+        rows = memory_rows(input) if output.strides == input.strides else None
+        if rows is None:
+            np.maximum(input, input.dtype.type(0), out=output)
+        else:
+            np.maximum(rows, self._zero_row(rows.shape[1], input.dtype), out=memory_rows(output))
+        self.output = output
         return self.output
 
     def updateGradInput(self, input, gradOutput):

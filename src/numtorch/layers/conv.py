@@ -174,6 +174,9 @@ class Conv2d(Module):
         return self.output
 
     def updateGradInput(self, input, gradOutput):
+        if self.stride == (1, 1) and self.in_channels > 1:
+            self.gradInput = self._shifted_grad_input(input, gradOutput)
+            return self.gradInput
         n, c, h, w = input.shape
         (kh, kw), (ph, pw) = self.kernel_size, self.padding
         out_size = gradOutput.shape[2:]
@@ -196,6 +199,35 @@ class Conv2d(Module):
             grad_padded[:, rows_at, cols_at, :] += blocks[i * kw + j].reshape(n, *out_size, c)
         self.gradInput = grad_padded[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
         return self.gradInput
+
+    def _shifted_grad_input(self, input, gradOutput):
+        """gradInput for stride 1: one GEMM per kernel offset, accumulated in place, no scatter.
+
+        With stride 1, output pixel (h, w) reads the padded input at (h + i,
+        w + j): on the flattened padded grid (N * Hp * Wp rows) that is a fixed
+        shift of ``i * Wp + j`` rows. So gradOutput is laid on that grid (zeros
+        beyond Ho, Wo, which also keeps a shift from wrapping into the next
+        row), and offset (i, j) adds ``G W_ij`` to the rows starting at its
+        shift: each product writes a contiguous block of the padded gradient
+        with ``beta=1``, where the general path adds strided blocks.
+        """
+        n, c, h, w = input.shape
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        ho, wo = gradOutput.shape[2:]
+        hp, wp = h + 2 * ph, w + 2 * pw
+        dtype = gradOutput.dtype
+        grid = self._scratch.get("grad_grid", (n, hp, wp, self.out_channels), dtype, fill=0)
+        grid[:, :ho, :wo, :] = channels_last(gradOutput)
+        rows = grid.reshape(-1, self.out_channels)
+        count = rows.shape[0]
+        grad = np.empty((count + (kh - 1) * wp + kw - 1, c), dtype)
+        grad[count:] = 0
+        weights = matching(self.W, dtype).transpose(2, 3, 0, 1).reshape(kh * kw, -1, c)
+        for i, j, _, _ in offset_slices(self.kernel_size, self.stride, (ho, wo)):
+            shift = i * wp + j
+            # Offset (0, 0) comes first and writes every row of the grid; the rest add.
+            matmul_into(rows, weights[i * kw + j], grad[shift:shift + count], accumulate=shift > 0)
+        return grad[:count].reshape(n, hp, wp, c)[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
 
     def accGradParameters(self, input, gradOutput):
         kh, kw = self.kernel_size
