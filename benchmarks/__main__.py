@@ -6,7 +6,9 @@ CNN (two 3x3 convolutions with ReLU and 2x2 max pooling, then Linear) training
 at batch 64 (<= 1.3);
 MLP inference in evaluation mode at batch 1 and 256 (<= 0.9); the MLP
 training step at batch 128 against the time of its matrix multiplies alone
-(<= 1.2). Use the size options for a quick run (the smoke test does).
+(<= 1.2). The MLP rows also time numtorch's matrix products alone (the GEMM
+floor) against PyTorch: no implementation on this BLAS gets below that ratio.
+Use the size options for a quick run (the smoke test does).
 """
 
 import argparse
@@ -62,25 +64,34 @@ def max_difference(ours, theirs):
     return max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(ours, theirs))
 
 
-def race_row(name, target, reference, first, second, args, compare=True):
-    times, values = race(first, second, args.warmup, args.repeats, args.steps, args.settle, args.rewarm)
+def race_row(name, target, reference, ours, theirs, args, compare=True, floor=None):
+    """Race ``ours`` against ``theirs`` (and ``floor``, numtorch's matrix products alone, when given)."""
+    contestants = [ours, theirs] + ([floor] if floor is not None else [])
+    times, values = race(contestants, args.warmup, args.repeats, args.steps, args.settle, args.rewarm)
     medians = [statistics.median(t) for t in times]
     ratio = medians[0] / medians[1]
     row = {
         "name": name,
         "reference": reference,
-        "time_s": medians,
-        "best_s": [min(t) for t in times],
+        "time_s": medians[:2],
+        "best_s": [min(t) for t in times[:2]],
         "ratio": ratio,
         "target": target,
         "met": target is None or ratio <= target,
-        "repetitions_s": [list(t) for t in times],
-        "max_difference": max_difference(*values) if compare else None,
+        "repetitions_s": [list(t) for t in times[:2]],
+        "max_difference": max_difference(values[0], values[1]) if compare else None,
+        "floor_s": None,
+        "floor_ratio": None,
     }
+    if floor is not None:
+        row["floor_s"] = medians[2]
+        row["floor_ratio"] = medians[2] / medians[1]
+        row["floor_repetitions_s"] = list(times[2])
     if compare and isinstance(values[0][0], float):
         row["losses"] = [values[0][: args.steps], values[1][: args.steps]]
+    floor_text = f"  GEMM floor {medians[2] * 1e3:9.3f} ms ({row['floor_ratio']:.2f})" if floor else ""
     print(f"{name:<32} {medians[0] * 1e3:9.3f} ms  {reference} {medians[1] * 1e3:9.3f} ms  "
-          f"ratio {ratio:5.2f}", flush=True)
+          f"ratio {ratio:5.2f}{floor_text}", flush=True)
     return row
 
 
@@ -99,7 +110,8 @@ def run(args):
         data = models.synthetic_batches(args.seed, batch, args.data_batches, flat=True)
         rows.append(race_row(f"MLP train, batch {batch}", 0.9 if batch < 512 else 1.0, "PyTorch",
                              models.numtorch_train_step(model, data),
-                             models.torch_train_step(torch, twin, data), args))
+                             models.torch_train_step(torch, twin, data), args,
+                             floor=models.gemm_only_step(fresh_mlp(args), data)))
     nt.manual_seed(args.seed)
     model = models.cnn(args.cnn_channels)
     twin = models.torch_twin(torch, model)
@@ -113,7 +125,8 @@ def run(args):
         data = models.synthetic_batches(args.seed, batch, args.data_batches, flat=True)
         rows.append(race_row(f"MLP inference, batch {batch}", 0.9, "PyTorch",
                              models.numtorch_inference(model, data),
-                             models.torch_inference(torch, twin, data), args))
+                             models.torch_inference(torch, twin, data), args,
+                             floor=models.products_only_inference(fresh_mlp(args), data)))
     data = models.synthetic_batches(args.seed, args.gemm_batch, args.data_batches, flat=True)
     rows.append(race_row(f"MLP train step / GEMM only, batch {args.gemm_batch}", 1.2, "GEMM only",
                          models.numtorch_train_step(fresh_mlp(args), data),

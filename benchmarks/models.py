@@ -151,7 +151,8 @@ def gemm_only_step(model, batches):
     The floor of the layer-by-layer design: per Linear layer the forward
     product, the weight-gradient product accumulated in place (``beta=1``) and,
     except for the first layer, the input-gradient product, as BLAS GEMM calls
-    on arrays of the step's shapes (activations and gradients from one real step).
+    on arrays of the step's shapes: the first layer reads batch ``i`` as the
+    real step does, the others activations and gradients from one real step.
     """
     from scipy.linalg import blas
 
@@ -162,6 +163,7 @@ def gemm_only_step(model, batches):
     work = [np.zeros_like(layer.gradW) for layer in layers]
 
     def step(i):
+        inputs[0] = batches[i % len(batches)][0]
         for layer, x in zip(layers, inputs):
             blas.sgemm(1.0, layer.W.T, x.T, trans_a=1)
         for k in reversed(range(len(layers))):
@@ -169,6 +171,29 @@ def gemm_only_step(model, batches):
             blas.sgemm(1.0, x.T, g.T, beta=1.0, c=work[k].T, trans_b=1, overwrite_c=1)
             if k > 0:
                 blas.sgemm(1.0, layer.W.T, g.T)
+        return None
+
+    return step
+
+
+def products_only_inference(model, batches):
+    """``step(i)``: only the matrix products of the MLP's forward pass on batch ``i``.
+
+    The same BLAS calls ``Linear`` makes (GEMV for one row, GEMM otherwise),
+    without the bias, the activations or the checks; later layers read the
+    activations of one real forward pass.
+    """
+    from numtorch._blas import affine
+
+    layers = [module for module in model if isinstance(module, nt.Linear)]
+    model.evaluate()
+    model.forward(batches[0][0])
+    inputs = [model.inputs[model.modules.index(layer)] for layer in layers]
+
+    def step(i):
+        inputs[0] = batches[i % len(batches)][0]
+        for layer, x in zip(layers, inputs):
+            affine(x, layer.W, None)
         return None
 
     return step

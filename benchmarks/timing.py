@@ -1,28 +1,29 @@
-"""Timing two contestants alternately, repetition by repetition."""
+"""Timing contestants alternately, repetition by repetition."""
 
 import time
 
 
-def race(first, second, warmup, repeats, steps, settle=0.0, rewarm=0):
-    """Time ``first(i)`` against ``second(i)``, alternating which goes first each repetition.
+def race(contestants, warmup, repeats, steps, settle=0.0, rewarm=0):
+    """Time each ``step(i)`` in ``contestants`` against the others, rotating which goes first.
 
     Before each timed repetition the process sleeps ``settle`` seconds: after
     work, OpenBLAS and OpenMP worker threads keep spinning for a while, and
-    they would otherwise take CPU from whichever library runs next. The sleep
-    leaves the contestant cold (its worker threads parked, its arrays out of
-    cache), which a training epoch of consecutive steps never is, so
+    they would otherwise take CPU from whichever contestant runs next. The
+    sleep leaves the contestant cold (its worker threads parked, its arrays
+    out of cache), which a training epoch of consecutive steps never is, so
     ``rewarm`` untimed steps follow it before the clock starts.
 
-    Both run ``warmup`` untimed steps, then ``repeats`` repetitions of ``steps``
-    consecutive steps each. The step index keeps counting for each contestant,
-    so both walk through the same batches in the same order. Returns, per
+    Each runs ``warmup`` untimed steps, then ``repeats`` repetitions of
+    ``steps`` consecutive steps; repetition ``r`` starts with contestant
+    ``r mod len(contestants)``. The step index keeps counting per contestant,
+    so all walk through the same batches in the same order. Returns, per
     contestant, the mean step time of every repetition (seconds) and the value
     every step returned.
     """
-    contestants = (first, second)
-    counters = [0, 0]
-    times = ([], [])
-    values = ([], [])
+    count = len(contestants)
+    counters = [0] * count
+    times = tuple([] for _ in range(count))
+    values = tuple([] for _ in range(count))
 
     def run(k, n, timed):
         step = contestants[k]
@@ -36,9 +37,9 @@ def race(first, second, warmup, repeats, steps, settle=0.0, rewarm=0):
         if timed:
             times[k].append((time.perf_counter() - start) / n)
 
-    for k in (0, 1):
+    for k in range(count):
         run(k, warmup, timed=False)
     for r in range(repeats):
-        for k in ((0, 1) if r % 2 == 0 else (1, 0)):
-            run(k, steps, timed=True)
+        for i in range(count):
+            run((r + i) % count, steps, timed=True)
     return times, values

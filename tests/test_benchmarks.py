@@ -34,7 +34,28 @@ def test_tiny_run_writes_results_and_both_libraries_agree(tmp_path):
         assert row["ratio"] == pytest.approx(row["time_s"][0] / row["time_s"][1])
         if row["reference"] == "PyTorch":
             assert row["max_difference"] < 1e-4, row["name"]
+    for row in saved["rows"]:
+        has_floor = row["name"].startswith(("MLP train,", "MLP inference"))
+        assert (row["floor_ratio"] is not None) == has_floor, row["name"]
+        if has_floor:
+            assert len(row["floor_repetitions_s"]) == 2
+            assert row["floor_ratio"] == pytest.approx(row["floor_s"] / row["time_s"][1])
     for row in saved["rows"][:3]:
         ours, theirs = row["losses"]
         assert len(ours) == 2 and np.all(np.isfinite(ours))
         np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def test_race_rotates_the_starting_contestant_and_keeps_each_ones_step_count():
+    from benchmarks.timing import race
+
+    calls = []
+    contestants = [lambda i, k=k: calls.append((k, i)) or k for k in range(3)]
+    times, values = race(contestants, warmup=1, repeats=3, steps=2, settle=0.001, rewarm=1)
+    assert [len(t) for t in times] == [3, 3, 3]
+    # warm-up, then per repetition: one re-warm step and two timed steps, starting with r mod 3.
+    starts = [calls[3 + 9 * r][0] for r in range(3)]
+    assert starts == [0, 1, 2]
+    for k in range(3):
+        assert [i for who, i in calls if who == k] == list(range(1 + 3 * 3))
+        assert values[k] == [k] * 10
