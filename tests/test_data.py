@@ -219,3 +219,16 @@ def test_batches_validate_arguments():
         Batches(X, y, 2.0)
     with pytest.raises(ValueError, match="4 samples but y has 3"):
         Batches(X, y[:3], 2)
+
+
+def test_load_npz_size_limit(tmp_path):
+    X, y = np.ones((10, 3), np.uint8), np.arange(10)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    stored = X.nbytes + y.nbytes
+    assert load_npz(tmp_path / "d.npz", max_bytes=stored)[0].shape == (10, 3)
+    assert load_npz(tmp_path / "d.npz", max_bytes=None)[0].shape == (10, 3)
+    with pytest.raises(ValueError, match=rf"X and y declare {stored} bytes, over max_bytes={stored - 1}"):
+        load_npz(tmp_path / "d.npz", max_bytes=stored - 1)
+    for bad, error in ((0, ValueError), (-5, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="load_npz: expected max_bytes"):
+            load_npz(tmp_path / "d.npz", max_bytes=bad)

@@ -566,3 +566,14 @@ def test_an_idx_file_the_size_of_the_mnist_training_set_loads(tmp_path):
     X, y = load_mnist(tmp_path)
     assert X.shape == (60_000, 1, 28, 28) and not X.any()
     np.testing.assert_array_equal(y, labels)
+
+
+def test_a_consistent_dataset_bomb_is_refused_by_the_size_limit_before_allocating(tmp_path):
+    # X and y agree (5000 samples), so only the declared size can give the file away.
+    path = tmp_path / "data.npz"
+    np.savez(path, y=np.zeros(5000, np.int64))
+    add_bomb(path, "X")
+    error, peak = peak_allocation(lambda p: load_npz(p, max_bytes=2**20), path)
+    assert str(path) in str(error) and "max_bytes" in str(error), error
+    assert "100,040,000 bytes" in str(error), error
+    assert peak < SMALL

@@ -9,10 +9,11 @@ import os
 
 import numpy as np
 
-from numtorch._checks import check_finite, check_int, check_number
+from numtorch._checks import check_finite, check_int, check_number, check_positive_int
 from numtorch.data.idx import read_idx
 from numtorch.io import Npz
 
+MAX_DATASET_BYTES = 2**32  # load_npz's default: 4 GiB of X and y as stored (MNIST's training set is 47 MB)
 MNIST_PREFIXES = {"train": "train", "test": "t10k"}
 MNIST_SUFFIXES = ("-{kind}-idx{rank}-ubyte.gz", "-{kind}-idx{rank}-ubyte",
                   "-{kind}.idx{rank}-ubyte.gz", "-{kind}.idx{rank}-ubyte")
@@ -118,14 +119,19 @@ def check_pair(owner, X, y):
     return len(y)
 
 
-def load_npz(path):
+def load_npz(path, max_bytes=MAX_DATASET_BYTES):
     """A user's dataset: an ``.npz`` with arrays ``X`` (N, ...) and ``y`` (N,) integer labels.
 
     Opened with ``allow_pickle=False``. ``X`` is converted to float32 as
     stored (uint8 pixels are not rescaled); returns ``(X, y)`` with ``y`` int64.
     The declared kinds and shapes of ``X`` and ``y`` are checked from their
-    headers before either is read; other arrays in the file are not read.
+    headers before either is read, and so is their size: together at most
+    ``max_bytes`` as stored (default 4 GiB; ``None`` for no limit), so that a
+    small compressed file cannot make the loader allocate gigabytes. Other
+    arrays in the file are not read.
     """
+    if max_bytes is not None:
+        max_bytes = check_positive_int("load_npz", max_bytes, "max_bytes")
     with Npz(path) as npz:
         missing = {"X", "y"} - set(npz.entries)
         if missing:
@@ -137,6 +143,10 @@ def load_npz(path):
         # Zero-strided stand-ins of the declared shapes: checked without allocating.
         check_pair(path, np.broadcast_to(np.zeros((), np.float32), X.shape),
                    np.broadcast_to(np.zeros((), y.dtype), y.shape))
+        declared = X.nbytes + y.nbytes
+        if max_bytes is not None and declared > max_bytes:
+            raise ValueError(f"{path}: X and y declare {declared:,} bytes, over max_bytes={max_bytes:,} "
+                             "(pass a larger max_bytes to load_npz, or None, to read it)")
         X, y = npz.read("X"), npz.read("y")
     X = X.astype(np.float32)
     check_finite(os.fspath(path), X, "X")
