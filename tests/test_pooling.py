@@ -18,6 +18,9 @@ def integer_image(rng, batch, channels, height, width):
 
 @pytest.mark.parametrize("kernel,stride,padding,size", [
     (2, None, 0, (6, 8)),
+    (3, None, 0, (6, 9)),
+    ((2, 3), None, 0, (4, 9)),
+    ((3, 1), None, 0, (6, 5)),
     (3, 2, 1, (7, 6)),
     ((2, 3), (1, 2), (1, 0), (5, 7)),
 ])
