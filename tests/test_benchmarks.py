@@ -59,3 +59,13 @@ def test_race_rotates_the_starting_contestant_and_keeps_each_ones_step_count():
     for k in range(3):
         assert [i for who, i in calls if who == k] == list(range(1 + 3 * 3))
         assert values[k] == [k] * 10
+
+
+def test_phases_time_every_part_of_the_step():
+    from benchmarks.phases import PHASES
+    from benchmarks.phases import main as phases_main
+
+    total, gemm, medians = phases_main(["--hidden", "6,5", "--batch", "4", "--repeats", "2", "--steps", "2",
+                                        "--settle", "0"])
+    assert list(medians) == list(PHASES)
+    assert total > 0 and gemm > 0 and all(value > 0 for value in medians.values())
