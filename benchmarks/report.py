@@ -87,10 +87,10 @@ def bar_chart(rows, path, title):
     axes.axvline(1.0, color="gray", linestyle="--", linewidth=1)
     axes.set_yticks(list(positions), names)
     axes.invert_yaxis()
-    axes.set_xlabel("time ratio numtorch / reference (lower is faster; black bar: target, "
-                    "x: numtorch's matrix products alone)")
+    axes.set_xlabel("time ratio numtorch / reference (lower is faster)\n"
+                    "black bar: target; x: numtorch's matrix products alone (GEMM floor)")
     if floors:
-        axes.legend(loc="lower right")
+        axes.legend(loc="upper right")
     axes.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
