@@ -85,7 +85,8 @@ class MaxPool2d(_Pool2d):
     ``padding=0`` (at most half the kernel; padded positions never win).
     Shape: input (N, C, H, W) -> output (N, C, Ho, Wo), ``Ho = floor((H + 2 ph - kh) / sh) + 1``.
     Backward: each window's gradient goes to one position, its first maximum
-    in row-major order (as PyTorch on ties). A window holding a NaN outputs NaN.
+    in row-major order (as PyTorch on ties). A window holding a NaN outputs NaN, as PyTorch;
+    its gradient then goes to one position of the window, not necessarily PyTorch's (the last NaN).
     """
 
     def _windows(self, input, out_size):
