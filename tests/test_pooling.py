@@ -124,3 +124,20 @@ def test_any_memory_layout_of_the_input_gives_the_same_results(layer, kwargs):
         expected_grad = pool.backward(contiguous, g).copy()
         np.testing.assert_allclose(pool.forward(x), expected, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(pool.backward(x, g), expected_grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride", [None, 1])
+def test_a_nan_window_sends_its_whole_gradient_to_exactly_one_position(stride):
+    x = np.arange(32, dtype=np.float32).reshape(1, 2, 4, 4)
+    x[0, 0, 1, 2] = x[0, 1, 3, 3] = x[0, 1, 0, 0] = np.nan
+    pool = nt.MaxPool2d(2, stride)
+    output = pool.forward(x)
+    grad = pool.backward(x, np.full(output.shape, 2.0, np.float32))
+    s = pool.stride[0]
+    for c in range(2):
+        for h in range(output.shape[2]):
+            for w in range(output.shape[3]):
+                if stride is None:  # windows tile the input: each input position belongs to one window
+                    window = grad[0, c, s * h:s * h + 2, s * w:s * w + 2]
+                    assert np.count_nonzero(window) == 1 and window.sum() == 2.0
+    assert grad.sum() == 2.0 * output.size
