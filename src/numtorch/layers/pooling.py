@@ -53,20 +53,19 @@ class _Pool2d(Module):
         return channels_last(array).reshape(n, h // kh, kh, w // kw, kw, c)
 
     def _grad_input(self, input, gradOutput, window_grad):
-        """gradInput from ``window_grad(i, j, out)``: the gradient at offset (i, j) of every window
-        (NHWC), written into ``out`` when it is given (the tiled path), else returned."""
+        """gradInput from ``window_grad(i, j)``: the gradient at offset (i, j) of every window (NHWC)."""
         n, c, h, w = input.shape
         out_size = gradOutput.shape[2:]
         if self._tiles(input):
             grad = np.empty((n, out_size[0], self.kernel_size[0], out_size[1], self.kernel_size[1], c),
                             gradOutput.dtype)
             for i, j, _, _ in offset_slices(self.kernel_size, self.stride, out_size):
-                window_grad(i, j, out=grad[:, :, i, :, j, :])
+                grad[:, :, i, :, j, :] = window_grad(i, j)
             return grad.reshape(n, h, w, c).transpose(0, 3, 1, 2)
         ph, pw = self.padding
         grad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), gradOutput.dtype)
         for i, j, rows_at, cols_at in offset_slices(self.kernel_size, self.stride, out_size):
-            grad[:, rows_at, cols_at, :] += window_grad(i, j, out=None)
+            grad[:, rows_at, cols_at, :] += window_grad(i, j)
         return grad[:, ph:ph + h, pw:pw + w, :].transpose(0, 3, 1, 2)
 
     def __repr__(self):
@@ -99,18 +98,7 @@ class MaxPool2d(_Pool2d):
         return [padded[:, rows_at, cols_at, :] for _, _, rows_at, cols_at in offsets]
 
     def updateOutput(self, input):
-        out_size = self._check(input)
-        dtype = np.uint8 if self.kernel_size[0] * self.kernel_size[1] <= 256 else np.int32
-        if self._tiles(input):
-            best, self._argmax = self._tiled_max(self._blocks(input), dtype)
-        else:
-            best, self._argmax = self._offset_max(self._windows(input, out_size), dtype)
-        self.output = best.transpose(0, 3, 1, 2)
-        return self.output
-
-    @staticmethod
-    def _offset_max(values, dtype):
-        """Maximum and first-maximum offset over ``values``, the (N, Ho, Wo, C) views of each offset."""
+        values = self._windows(input, self._check(input))
         best = np.maximum(values[0], values[-1]) if len(values) > 1 else values[0].copy()
         for value in values[1:-1]:
             np.maximum(best, value, out=best)
@@ -118,58 +106,19 @@ class MaxPool2d(_Pool2d):
         # leading offsets that hold no maximum yet (comparisons and additions of
         # booleans run much faster than np.where or boolean indexing).
         found = values[0] == best
-        argmax = np.zeros(best.shape, dtype)
+        argmax = np.zeros(best.shape, np.uint8 if len(values) <= 256 else np.int32)
         for value in values[1:]:
             argmax += ~found
             found |= value == best
-        return best, argmax
-
-    def _tiled_max(self, blocks, dtype):
-        """Maximum and first-maximum offset (row-major) of windows that tile the input.
-
-        ``blocks`` is the (N, Ho, kh, Wo, kw, C) view of the input. First each
-        window row's maximum and its first column ``j`` (a later column wins
-        only when strictly greater), for all rows at once; then the maximum of
-        the rows and the first row ``i`` holding it. Rows of a window lie
-        ``Wo * kw * C`` values apart in memory, so the second step runs over
-        long contiguous blocks; the offset is ``i * kw + j`` of the winning row.
-        """
-        kh, kw = self.kernel_size
-        scratch = self._scratch
-        n, ho, _, wo, _, c = blocks.shape
-        row_best = scratch.get("row_best", (n, ho, kh, wo, c), blocks.dtype)
-        row_arg = scratch.get("row_arg", row_best.shape, dtype)
-        later = scratch.get("row_later", row_best.shape, np.bool_)
-        np.copyto(row_best, blocks[..., 0, :])
-        row_arg.fill(0)
-        for j in range(1, kw):
-            value = blocks[..., j, :]
-            np.greater(value, row_best, out=later)
-            np.maximum(row_arg, later.view(np.uint8) * dtype(j) if j > 1 else later, out=row_arg)
-            np.maximum(row_best, value, out=row_best)
-        best = row_best[:, :, 0].copy()
-        win_row = scratch.get("win_row", best.shape, dtype)
-        later = scratch.get("win_later", best.shape, np.bool_)
-        win_row.fill(0)
-        for i in range(1, kh):
-            value = row_best[:, :, i]
-            np.greater(value, best, out=later)
-            np.maximum(win_row, later.view(np.uint8) * dtype(i) if i > 1 else later, out=win_row)
-            np.maximum(best, value, out=best)
-        argmax = row_arg[:, :, 0] + win_row * dtype(kw)
-        for i in range(1, kh):
-            # Wrapping unsigned arithmetic: adds row_arg[i] - row_arg[0] where row i won.
-            argmax += (row_arg[:, :, i] - row_arg[:, :, 0]) * (win_row == i)
-        return best, argmax
+        self._argmax = argmax
+        self.output = best.transpose(0, 3, 1, 2)
+        return self.output
 
     def updateGradInput(self, input, gradOutput):
         grad = channels_last(gradOutput)
         kw = self.kernel_size[1]
-
-        def window_grad(i, j, out):
-            return np.multiply(grad, self._argmax == i * kw + j, out=out)
-
-        self.gradInput = self._grad_input(input, gradOutput, window_grad)
+        self.gradInput = self._grad_input(input, gradOutput,
+                                          lambda i, j: grad * (self._argmax == i * kw + j))
         return self.gradInput
 
 
@@ -200,12 +149,5 @@ class AvgPool2d(_Pool2d):
     def updateGradInput(self, input, gradOutput):
         scale = gradOutput.dtype.type(1.0 / (self.kernel_size[0] * self.kernel_size[1]))
         grad = channels_last(gradOutput) * scale
-
-        def window_grad(i, j, out):
-            if out is None:
-                return grad
-            out[...] = grad
-            return out
-
-        self.gradInput = self._grad_input(input, gradOutput, window_grad)
+        self.gradInput = self._grad_input(input, gradOutput, lambda i, j: grad)
         return self.gradInput
