@@ -69,3 +69,18 @@ def test_phases_time_every_part_of_the_step():
                                         "--settle", "0"])
     assert list(medians) == list(PHASES)
     assert total > 0 and gemm > 0 and all(value > 0 for value in medians.values())
+
+
+def test_the_timed_step_is_the_benchmark_step():
+    # benchmarks.phases times its own copy of the step: it must stay the same computation.
+    import numtorch as nt
+    from benchmarks import models
+    from benchmarks.phases import timed_step
+
+    data = models.synthetic_batches(0, 4, 3, flat=True)
+    nt.manual_seed(0)
+    plain = models.numtorch_train_step(models.mlp([6, 5]), data)
+    nt.manual_seed(0)
+    timed, phases = timed_step(models.mlp([6, 5]), data)
+    assert [plain(i) for i in range(5)] == [timed(i) for i in range(5)]
+    assert all(len(values) == 5 for values in phases.values())
