@@ -143,3 +143,26 @@ def test_acc_grad_parameters_needs_update_grad_input_first():
                                          r"\(7, 4\)"):
         net.accGradParameters(x, grad_output)
     assert not any(g.any() for g in flatten(net.getGradParameters())), "a failed call accumulated"
+
+
+def test_needs_input_grad_false_on_a_container_skips_its_first_childs_input_gradient():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    grad = rng.standard_normal((5, 2)).astype(np.float32)
+    nets = []
+    for _ in range(2):
+        nt.manual_seed(0)
+        nets.append(nt.Sequential(nt.Sequential(nt.Linear(4, 3), nt.ReLU()), nt.Linear(3, 2)))
+    full, skipping = nets
+    skipping.needs_input_grad = False
+    for model in nets:
+        model.forward(x)
+    assert full.backward(x, grad).shape == x.shape
+    assert skipping.backward(x, grad) is None
+    assert skipping[0].gradInput is None and skipping[0][0].gradInput is None
+    # The children's own flags are left as they were; later calls compute what they are asked for.
+    assert skipping[0].needs_input_grad and skipping[0][0].needs_input_grad
+    for ours, theirs in zip(flatten(skipping.getGradParameters()), flatten(full.getGradParameters())):
+        np.testing.assert_array_equal(ours, theirs)
+    skipping.needs_input_grad = True
+    np.testing.assert_array_equal(skipping.backward(x, grad), full.gradInput)

@@ -1,9 +1,22 @@
 """Containers: modules made of modules."""
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from numtorch._checks import label
 from numtorch.module import Module
+
+
+@contextmanager
+def input_grad_skipped(module):
+    """``module.needs_input_grad`` is False inside the block, then what it was."""
+    previous = module.needs_input_grad
+    module.needs_input_grad = False
+    try:
+        yield module
+    finally:
+        module.needs_input_grad = previous
 
 
 class Sequential(Module):
@@ -46,8 +59,18 @@ class Sequential(Module):
         return self.output
 
     def backward(self, input, gradOutput):
+        """Backward through every child; with ``needs_input_grad = False`` the first child skips
+        its input gradient (nobody reads it) and this returns ``None``."""
         self.check_backward(input, gradOutput)
-        self.gradInput = self._reverse_walk(gradOutput, lambda module, x, grad: module.backward(x, grad))
+        first = self.modules[0]
+
+        def step(module, x, grad):
+            if module is first and not self.needs_input_grad:
+                with input_grad_skipped(module):
+                    return module.backward(x, grad)
+            return module.backward(x, grad)
+
+        self.gradInput = self._reverse_walk(gradOutput, step)
         return self.gradInput
 
     def updateGradInput(self, input, gradOutput):

@@ -24,7 +24,9 @@ class Module:
     gradient with respect to the data, which training never uses (PyTorch skips
     it too for inputs that do not require grad; Torch7 users set that layer's
     ``gradInput`` to nil): ``backward`` then only accumulates the parameter
-    gradients and returns ``None``.
+    gradients and returns ``None``. On a container it means the same for the
+    container's input: the children that read it skip their input gradient
+    during that container's ``backward`` (their own flags are left alone).
     """
 
     needs_input_grad = True
