@@ -11,10 +11,13 @@ def is_table(data):
 
 
 def shape_of(data):
-    """An array's shape, or for a table the list of its entries' shapes (nested as the table)."""
+    """An array's shape, or for a table the list of its entries' shapes (nested as the table).
+
+    Anything else shows as its type's name (this also describes bad input in messages).
+    """
     if isinstance(data, list):
         return [shape_of(entry) for entry in data]
-    return data.shape
+    return getattr(data, "shape", type(data).__name__)
 
 
 def leaves(data):

@@ -115,7 +115,7 @@ class Container(Module):
     def _check_table(self, data, what):
         """``data`` is a table of one entry per child (direct calls skip ``forward``'s checks)."""
         if not isinstance(data, list) or len(data) != len(self.modules):
-            got = f"{len(data)} entries" if isinstance(data, list) else describe_value(data)
+            got = f"{len(data)}: {shape_of(data)}" if isinstance(data, list) else describe_value(data)
             raise ValueError(f"{type(self).__name__}: expected {what} as a table of {len(self.modules)} "
                              f"entries (one per module), got {got}")
 
