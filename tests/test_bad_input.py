@@ -10,7 +10,6 @@ accepts must either get a clear error (numtorch may be stricter) or give
 PyTorch's result.
 """
 
-import inspect
 import warnings
 
 import numpy as np
@@ -485,18 +484,16 @@ NEGATIVE_ALLOWED = {"dim", "index"}
 
 
 def constructor_cases():
-    """Every number a table row passes to a constructor, replaced by NaN, infinity, -1 and a string."""
+    """Every number in a table row's ``config()``, replaced by NaN, infinity, -1 and a string."""
     for case in MODULES:
         module, _ = build_module(case, case.modes[0])
-        args, kwargs = module._init_args
-        names = list(inspect.signature(type(module)).parameters)
-        where = [(i, v) for i, v in enumerate(args)] + list(kwargs.items())
+        args, kwargs = (), module.config()
+        where = list(kwargs.items())
         for key, value in where:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            name = names[key] if isinstance(key, int) else key
             for bad, got in ((float("nan"), "nan"), (float("inf"), "inf"), (-1, "-1"), ("1", "'1'")):
-                if name in NEGATIVE_ALLOWED and bad == -1:
+                if key in NEGATIVE_ALLOWED and bad == -1:
                     continue
                 yield pytest.param(type(module), args, kwargs, key, bad, got,
                                    id=f"{case.name}-{key}-{got}")

@@ -82,10 +82,6 @@ class Container(Module):
         self.modules.append(module)
         return self
 
-    def config(self):
-        """The constructor's arguments besides the children (none here)."""
-        return {}
-
     def _check_not_empty(self):
         if not self.modules:
             raise ValueError(f"{type(self).__name__}: cannot run forward with no modules")

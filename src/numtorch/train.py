@@ -8,6 +8,7 @@ validation set. Progress bars need tqdm (``pip install 'numtorch[train]'``).
 
 import os
 from collections import namedtuple
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -82,6 +83,18 @@ def check_fit_arguments(model, criterion, optimizer, scheduler, epochs):
         raise ValueError(f"fit: expected epochs as an int >= 0, got {epochs!r}")
 
 
+@contextmanager
+def data_gradient_skipped(model):
+    """``model.needs_input_grad`` is False inside the block (nobody reads the gradient with respect to
+    the training data), then what it was, even if the block raises."""
+    needed = model.needs_input_grad
+    model.needs_input_grad = False
+    try:
+        yield
+    finally:
+        model.needs_input_grad = needed
+
+
 def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
     """One pass of updates; returns the mean training loss and accuracy of the pass."""
     model.train()
@@ -114,7 +127,9 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     batch order, schedule, history); with ``resume=True`` and that file
     present, training continues after the epoch it holds, ending with the same
     weights an uninterrupted run would. ``progress``: tqdm bars with the running
-    loss and accuracy, one line left per epoch.
+    loss and accuracy, one line left per epoch. The training steps skip the
+    gradient with respect to the data (``model.needs_input_grad`` is False
+    during them, then restored): nobody reads it.
 
     Returns the history: a dict of lists ``epoch``, ``lr``, ``train_loss``,
     ``train_accuracy``, ``val_loss``, ``val_accuracy`` (``None`` without ``val``).
@@ -141,7 +156,8 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
         lr = optimizer.lr
         bar = progress_bar(len(batches), f"epoch {epoch}/{epochs}", progress)
         try:
-            train_loss, train_accuracy = train_epoch(model, criterion, optimizer, batches, clip_norm, bar)
+            with data_gradient_skipped(model):
+                train_loss, train_accuracy = train_epoch(model, criterion, optimizer, batches, clip_norm, bar)
             val_loss = val_accuracy = None
             if val is not None:
                 val_loss, val_accuracy = evaluate(model, *val, criterion=criterion)[:2]
