@@ -295,3 +295,34 @@ def test_one_run_per_output_folder_and_stale_locks(tmp_path):
     assert result.stderr == (f"numtorch train: note: took over the lock of {out} from PID {holder.pid}, "
                              "a run that ended without releasing it\n")
     assert sorted(p.name for p in out.iterdir()) == sorted(cli.OUTPUTS)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds a descriptor's file through /proc")
+def test_train_replaces_planted_symlinks_and_never_leaves_a_half_written_file(tmp_path, monkeypatch, capsys):
+    """Every output is written to a temporary file and renamed: a symlink planted at OUT/history.json
+    or OUT/curves.png is replaced (its target untouched), and a full disk leaves no empty history.json."""
+    out, victim = tmp_path / "run", tmp_path / "victim"
+    out.mkdir()
+    victim.write_text("precious")
+    for name in ("history.json", "curves.png", "confusion.png"):
+        (out / name).symlink_to(victim)
+    assert run("train", *FAST, "--no-progress", "--out", out) == 0
+    assert victim.read_text() == "precious"
+    for name in ("history.json", "curves.png", "confusion.png"):
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 0
+    record = (out / "history.json").read_bytes()
+
+    fsync = os.fsync
+
+    def full_disk_at_history(descriptor):
+        # A full disk often surfaces at fsync (delayed allocation); here, for history.json only.
+        if "history.json" in os.readlink(f"/proc/self/fd/{descriptor}"):
+            raise OSError(28, "No space left on device")
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full_disk_at_history)
+    assert run("train", *FAST, "--no-progress", "--out", out) == 1
+    assert f"cannot write {out / 'history.json'}: No space left on device" in capsys.readouterr().err
+    assert (out / "history.json").read_bytes() == record
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "confusion.png", "curves.png", "history.json",
+                                       "model.npz"]

@@ -1,5 +1,6 @@
 """numtorch.io.archive: truncated and corrupt archives, atomic writes."""
 
+import errno
 import os
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 import numtorch as nt
 from numtorch import io
+from numtorch.io.archive import atomic_write
 
 
 def model(seed=0):
@@ -52,3 +54,30 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
         io.save(model(seed=2), path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_atomic_write_replaces_a_planted_symlink_instead_of_writing_through_it(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "out.json").symlink_to(victim)
+    atomic_write(tmp_path / "out.json", lambda file: file.write(b"{}"))
+    assert victim.read_text() == "precious"
+    assert not (tmp_path / "out.json").is_symlink() and (tmp_path / "out.json").read_text() == "{}"
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_whole_and_names_the_path(tmp_path):
+    path = tmp_path / "history.json"
+    path.write_text("old")
+
+    def full_disk(file):
+        file.write(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OSError, match=f"cannot write {path}: No space left on device") as error:
+        atomic_write(path, full_disk)
+    assert error.value.errno == errno.ENOSPC
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["history.json"]
+
+    with pytest.raises(ZeroDivisionError):
+        atomic_write(path, lambda file: 1 / 0)
+    assert path.read_text() == "old" and os.listdir(tmp_path) == ["history.json"]

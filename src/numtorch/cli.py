@@ -36,6 +36,7 @@ from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, save
+from numtorch.io.archive import atomic_write
 from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from numtorch.module import flatten
 from numtorch.optim import SGD, Adam
@@ -236,7 +237,7 @@ def plot_curves(history, path):
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
 
 
@@ -256,7 +257,7 @@ def plot_confusion(confusion, accuracy, path):
     axes.set_ylabel("true")
     axes.set_title(f"test confusion (accuracy {accuracy:.2%})")
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
 
 
@@ -302,8 +303,8 @@ def train_in(out, args):
               "architecture": architecture(model), "history": history,
               "test": {"loss": test.loss, "accuracy": test.accuracy, "confusion": test.confusion.tolist()},
               "seconds": seconds}
-    with open(os.path.join(out, "history.json"), "w") as file:
-        json.dump(record, file, indent=1)
+    atomic_write(os.path.join(out, "history.json"),
+                 lambda file: file.write(json.dumps(record, indent=1).encode()))
     plot_curves(history, os.path.join(out, "curves.png"))
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
     say(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "

@@ -7,9 +7,11 @@ a broken zip or ``.npy`` raises becomes a ``ValueError`` naming the file.
 ``numtorch.io`` reads models and checkpoints through it, ``numtorch.data``
 a user's dataset.
 
-``atomic_savez`` writes to a temporary file in the target's folder, fsyncs it
-and renames it over the target, so the target is always the old file or the
-complete new one.
+``atomic_write`` (and ``atomic_savez`` on it) writes to a temporary file in
+the target's folder, fsyncs it and renames it over the target, so the target
+is always the old file or the complete new one, and a symlink planted at the
+target is replaced, never written through. Every file numtorch writes goes
+through it: models, checkpoints, ``history.json`` and the plots.
 """
 
 import math
@@ -118,28 +120,44 @@ class Npz:
             return np.lib.format.read_array(stream, allow_pickle=False)
 
 
-def atomic_savez(path, arrays):
-    """``np.savez`` to a temporary file next to ``path``, then rename it over ``path``.
+def atomic_write(path, write):
+    """Write a file through ``write(file)`` (a binary file object) so that ``path`` is never half-written.
 
-    A crash or error mid-write leaves any previous file at ``path`` intact; the
-    file and then its folder are fsynced, so the new file also survives a power cut.
+    ``write`` fills a new temporary file in ``path``'s folder, which is
+    fsynced and renamed over ``path``, and the folder is fsynced: ``path`` is
+    the old file or the complete new one, after a crash, a full disk or a
+    power cut. The rename replaces a symlink planted at ``path`` rather than
+    writing through it to the file it points to. On failure the temporary
+    file is removed and an ``OSError`` names ``path``.
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{path}: no such directory {directory}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    sync_directory(directory)
+        # O_EXCL: a fresh file of our own, never a link someone planted at the temporary name.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                write(file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        sync_directory(directory)
+    except OSError as error:
+        if path in str(error):
+            raise
+        message = f"cannot write {path}: {error.strerror or error}"
+        raise (OSError(message) if error.errno is None else OSError(error.errno, message)) from None
+
+
+def atomic_savez(path, arrays):
+    """``np.savez`` of ``arrays`` to ``path``, atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda file: np.savez(file, **arrays))
 
 
 def sync_directory(directory):
