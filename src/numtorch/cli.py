@@ -15,6 +15,11 @@ A tenth of the training part (fixed seed) is held out as the validation set.
 
 Errors (bad arguments, unreadable data, a checkpoint of another network)
 print one line on stderr and exit with status 1 (2 for bad arguments).
+
+``mpiexec -n N numtorch train ...`` trains data-parallel on N processes
+(``numtorch.distributed``), ``--batch-size`` being the global batch; rank 0
+alone prints and writes ``--out``. An error on any rank prints that rank's
+message and ends the whole job (``MPI_Abort``) with status 1.
 """
 
 import argparse
@@ -25,6 +30,7 @@ import time
 
 import numpy as np
 
+from numtorch import distributed
 from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
@@ -233,6 +239,7 @@ def plot_confusion(confusion, accuracy, path):
 
 def command_train(args):
     started = time.perf_counter()
+    say = print if distributed.is_root() else lambda *_: None
     (X, y), (X_test, y_test), note = load_data(args.data)
     (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
     classes = int(max(y.max(), y_test.max())) + 1
@@ -240,7 +247,8 @@ def command_train(args):
     checkpoint = os.path.join(out, "checkpoint.npz")
     if args.resume and not os.path.exists(checkpoint):
         raise FileNotFoundError(f"--resume: no checkpoint to resume from at {checkpoint}")
-    os.makedirs(out, exist_ok=True)
+    if distributed.is_root():
+        os.makedirs(out, exist_ok=True)
 
     manual_seed(args.seed)
     model, input_shape = build_model(args.model, X.shape[1:], args.hidden, classes)
@@ -248,16 +256,18 @@ def command_train(args):
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     parameters = sum(p.size for p in flatten(model.getParameters()))
-    print(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
+    say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
           f"{classes} classes")
-    print(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, seed {args.seed}")
+    say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
+        f"{args.epochs} epochs, seed {args.seed}{processes_note()}")
 
     history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
                   resume=args.resume, progress=args.progress)
     test = evaluate(model, X_test, y_test)
     seconds = time.perf_counter() - started
+    if not distributed.is_root():
+        return 0
 
     save(model, os.path.join(out, "model.npz"), input_shape=input_shape)
     record = {"data": args.data, "model": args.model, "hidden": args.hidden, "optimizer": args.optimizer,
@@ -275,12 +285,19 @@ def command_train(args):
     return 0
 
 
+def processes_note():
+    """``", 3 processes (global batch)"`` under mpiexec, else ``""``."""
+    return f", {distributed.size()} processes (global batch)" if distributed.size() > 1 else ""
+
+
 def command_evaluate(args):
     model, meta = load_with_metadata(args.model)
     _, (X, y), note = load_data(args.data)
     if meta.get("input_shape") is not None:
         X = fit_to(X, meta["input_shape"], f"--data {args.data}")
     result = evaluate(model, X, y)
+    if not distributed.is_root():
+        return 0
     print(f"{args.model} on {note}, {len(y)} test samples")
     print(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
     print("confusion (rows: true class, columns: predicted):")
@@ -330,8 +347,10 @@ def main(argv=None):
     try:
         return COMMANDS[args.command](args)
     except (ValueError, TypeError, OSError, ImportError) as error:
-        print(f"numtorch {args.command}: error: {error}", file=sys.stderr)
+        print(f"numtorch {args.command}: error{distributed.describe()}: {error}", file=sys.stderr)
+        distributed.abort(1)
         return 1
     except KeyboardInterrupt:
-        print(f"numtorch {args.command}: interrupted", file=sys.stderr)
+        print(f"numtorch {args.command}: interrupted{distributed.describe()}", file=sys.stderr)
+        distributed.abort(130)
         return 130
