@@ -191,3 +191,14 @@ def test_summary_of_a_model_without_parameters(tmp_path, capsys):
     assert run("summary", tmp_path / "m.npz") == 0
     out = capsys.readouterr().out
     assert "input (N, 4)" in out and "ReLU" in out and "(N, 4)" in out and "total: 0 parameters" in out
+
+
+def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, capsys, monkeypatch):
+    chosen = []
+    monkeypatch.setattr("numtorch.cli.set_num_threads", chosen.append)
+    assert run("train", *FAST, "--epochs", "1", "--threads", "1", "--out", tmp_path / "fixed") == 0
+    assert run("train", *FAST, "--epochs", "1", "--out", tmp_path / "auto") == 0
+    assert chosen == [1]
+    capsys.readouterr()
+    assert run("train", "--threads", "0") == 2
+    assert "argument --threads: expected auto or an integer >= 1, got '0'" in one_error_line(capsys)
