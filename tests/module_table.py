@@ -51,12 +51,18 @@ def conv2d(rng, batch):
     return module, image(rng, batch, c_in, h, w)
 
 
-def conv2d_same(rng, batch):
-    """Default padding (k // 2) with an odd square kernel keeps H and W."""
-    kernel = int(rng.choice([1, 3, 5]))
+def conv2d_default_padding(rng, batch):
+    """Default padding (k // 2) for odd, even and mixed kernels (an odd kernel keeps H and W)."""
+    kernel = tuple(int(k) for k in rng.integers(1, 7, size=2))
     c_in, c_out = (int(c) for c in rng.integers(1, 4, size=2))
     h, w = (int(s) for s in rng.integers(1, 8, size=2))
     return nt.Conv2d(c_in, c_out, kernel), image(rng, batch, c_in, h, w)
+
+
+def conv2d_default_padding_reference(m, x, p, b):
+    """The documented default, k // 2 on each axis, computed here rather than read from the module."""
+    kh, kw = p[0].shape[2:]
+    return F().conv2d(x, p[0], p[1], padding=(kh // 2, kw // 2))
 
 
 def pooling(make, tiled):
@@ -174,8 +180,7 @@ MODULES = [
     ModuleCase("Conv2d", conv2d,
                lambda m, x, p, b: F().conv2d(x, p[0], p[1] if m.b is not None else None,
                                              m.stride, m.padding)),
-    ModuleCase("Conv2d/same", conv2d_same,
-               lambda m, x, p, b: F().conv2d(x, p[0], p[1], padding=m.padding)),
+    ModuleCase("Conv2d/default-padding", conv2d_default_padding, conv2d_default_padding_reference),
     ModuleCase("MaxPool2d", pooling(nt.MaxPool2d, tiled=False),
                lambda m, x, p, b: F().max_pool2d(x, m.kernel_size, m.stride, m.padding)),
     ModuleCase("MaxPool2d/tiled", pooling(nt.MaxPool2d, tiled=True),

@@ -460,11 +460,11 @@ def test_notebook_optimizer_bad_arguments(name, kind):
 # Constructor arguments (hyper-parameters).
 
 def constructor_cases():
-    """Every number a table row passes to a constructor, replaced by NaN, infinity, -1 and a string."""
+    """Every number in a table row's ``config()``, replaced by NaN, infinity, -1 and a string."""
     for case in MODULES:
         module, _ = build_module(case, case.modes[0])
-        args, kwargs = module._init_args
-        where = [(i, v) for i, v in enumerate(args)] + list(kwargs.items())
+        args, kwargs = (), module.config()
+        where = list(kwargs.items())
         for key, value in where:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue

@@ -32,8 +32,26 @@ def test_train_and_evaluate_set_the_flag_and_return_the_module():
     assert module.train() is module and module.training is True
 
 
-def test_constructor_arguments_are_recorded():
-    assert nt.Linear(3, 2, bias=False)._init_args == ((3, 2), {"bias": False})
+def test_config_gives_the_constructor_arguments():
+    assert nt.Linear(3, 2, bias=False).config() == {"n_in": 3, "n_out": 2, "bias": False}
+    assert Double().config() == {} and nt.Sequential(nt.ReLU()).config() == {}
+
+
+@pytest.mark.parametrize("case", MODULES, ids=str)
+def test_config_rebuilds_an_equivalent_module(case):
+    """``type(m)(**m.config())`` (then ``add`` for each child of a container) is ``m`` but for its weights."""
+    module, _ = case.build(np.random.default_rng(0), 2)
+
+    def rebuild(module):
+        copy = type(module)(**module.config())
+        for child in getattr(module, "modules", ()):
+            copy.add(rebuild(child))
+        return copy
+
+    copy = rebuild(module)
+    assert repr(copy) == repr(module) and copy.config() == module.config()
+    assert ([(p.shape, p.dtype) for p in flatten(copy.getParameters())]
+            == [(p.shape, p.dtype) for p in flatten(module.getParameters())])
 
 
 @pytest.mark.parametrize("bad,error,message", [

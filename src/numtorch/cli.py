@@ -13,8 +13,12 @@ Data (``--data``):
 - ``PATH.npz``: arrays ``X`` and ``y``, split 80/20 with a fixed seed.
 A tenth of the training part (fixed seed) is held out as the validation set.
 
-Errors (bad arguments, unreadable data, a checkpoint of another network)
-print one line on stderr and exit with status 1 (2 for bad arguments).
+Errors print one line on stderr, ``numtorch COMMAND: error: ...``, and exit
+with status 2 for bad arguments, 1 for anything else the command cannot do
+(unreadable data, a checkpoint of another network, not enough memory); no
+traceback unless ``NUMTORCH_TRACEBACK=1`` is set. A closed standard output
+(``numtorch summary m.npz | head -2``) silences the rest of the output, not
+the work, and is no error (exit status 0).
 """
 
 import argparse
@@ -24,11 +28,14 @@ import sys
 import time
 
 import numpy as np
+import scipy
 
+import numtorch
 from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, save
+from numtorch.io.archive import atomic_write
 from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from numtorch.module import flatten
 from numtorch.optim import SGD, Adam
@@ -42,10 +49,27 @@ TEST_FRACTION = 0.2
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``numtorch: error: ...`` and exit status 2."""
+    """argparse with one-line errors, ``numtorch train: error: ...``, and exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"numtorch: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def say(*parts):
+    """Print a line on stdout. A closed stdout (``| head``) silences the rest of the output, not the work."""
+    try:
+        print(*parts, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that what is still buffered, and later lines, go nowhere
+        # instead of raising again (at exit too).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def version():
+    return (f"numtorch {numtorch.__version__} (NumPy {np.__version__}, SciPy {scipy.__version__}, "
+            f"Python {sys.version.split()[0]})")
 
 
 def integer(minimum):
@@ -95,6 +119,7 @@ def hidden_sizes(text):
 
 def build_parser():
     parser = Parser(prog="numtorch", description="Train, evaluate and inspect numtorch models.")
+    parser.add_argument("--version", action="version", version=version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=Parser)
 
@@ -211,17 +236,20 @@ def plot_curves(history, path):
 
     plt = pyplot()
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    for axes, key, title in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy")):
+    panels = ((loss_axes, "loss", "loss", "mean cross-entropy"),
+              (accuracy_axes, "accuracy", "accuracy", "fraction classified correctly"))
+    for axes, key, title, ylabel in panels:
         axes.plot(history["epoch"], history[f"train_{key}"], marker="o", label="train")
         if any(value is not None for value in history[f"val_{key}"]):
             axes.plot(history["epoch"], history[f"val_{key}"], marker="o", label="validation")
         axes.set_xlabel("epoch")
+        axes.set_ylabel(ylabel)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(title)
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
 
 
@@ -241,7 +269,7 @@ def plot_confusion(confusion, accuracy, path):
     axes.set_ylabel("true")
     axes.set_title(f"test confusion (accuracy {accuracy:.2%})")
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
 
 
@@ -264,9 +292,9 @@ def command_train(args):
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     parameters = sum(p.size for p in flatten(model.getParameters()))
-    print(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
+    say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
           f"{classes} classes")
-    print(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
+    say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
           f"{args.epochs} epochs, seed {args.seed}")
 
     history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
@@ -281,13 +309,13 @@ def command_train(args):
               "architecture": architecture(model), "history": history,
               "test": {"loss": test.loss, "accuracy": test.accuracy, "confusion": test.confusion.tolist()},
               "seconds": seconds}
-    with open(os.path.join(out, "history.json"), "w") as file:
-        json.dump(record, file, indent=1)
+    atomic_write(os.path.join(out, "history.json"),
+                 lambda file: file.write(json.dumps(record, indent=1).encode()))
     plot_curves(history, os.path.join(out, "curves.png"))
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
-    print(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
+    say(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
           f"({seconds:.1f} s)")
-    print(f"wrote {out}/: model.npz checkpoint.npz history.json curves.png confusion.png")
+    say(f"wrote {out}/: model.npz checkpoint.npz history.json curves.png confusion.png")
     return 0
 
 
@@ -297,12 +325,12 @@ def command_evaluate(args):
     if meta.get("input_shape") is not None:
         X = fit_to(X, meta["input_shape"], f"--data {args.data}")
     result = evaluate(model, X, y)
-    print(f"{args.model} on {note}, {len(y)} test samples")
-    print(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
-    print("confusion (rows: true class, columns: predicted):")
+    say(f"{args.model} on {note}, {len(y)} test samples")
+    say(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
+    say("confusion (rows: true class, columns: predicted):")
     width = len(str(result.confusion.max()))
     for true, row in enumerate(result.confusion):
-        print(f"  {true:>3} | " + " ".join(f"{count:>{width}}" for count in row))
+        say(f"  {true:>3} | " + " ".join(f"{count:>{width}}" for count in row))
     return 0
 
 
@@ -328,13 +356,13 @@ def command_summary(args):
     x = np.zeros((1, *shape), dtype=dtype) if shape is not None else None
     rows, _ = summary_rows(model, x)
     name_width = max(len(name) for name, _, _ in rows)
-    print(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
-    print(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
+    say(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
+    say(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
     for name, output, count in rows:
         output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
-        print(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
+        say(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
     total = sum(p.size for p in parameters)
-    print(f"total: {total:,} parameters")
+    say(f"total: {total:,} parameters")
     return 0
 
 
@@ -343,11 +371,24 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "summary": com
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    who = f"numtorch {args.command}"
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, TypeError, OSError, ImportError) as error:
-        print(f"numtorch {args.command}: error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print(f"numtorch {args.command}: interrupted", file=sys.stderr)
+        print(f"{who}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if os.environ.get("NUMTORCH_TRACEBACK") == "1":
+            raise
+        print(f"{who}: error: {error_text(error)}", file=sys.stderr)
+        return 1
+
+
+def error_text(error):
+    """One line for an error: the message of the errors numtorch raises on purpose, else its type too."""
+    if isinstance(error, MemoryError):
+        return "not enough memory" + (f": {error}" if str(error) else "")
+    if isinstance(error, (ValueError, TypeError, OSError, ImportError)):
+        return str(error)
+    return (f"{type(error).__name__}: {error} (unexpected: set NUMTORCH_TRACEBACK=1 to see where, "
+            "and please report it with the output of numtorch --version)")

@@ -6,6 +6,11 @@ gradients in ``_gradients`` (and of non-trainable state, such as BatchNorm's
 moving statistics, in ``_buffers``). Containers, optimizers, ``astype`` and
 ``save``/``load`` find everything through those names, so a new layer needs no
 registration code.
+
+A module also describes its configuration explicitly: ``config()`` returns the
+keyword arguments its constructor needs to rebuild an equivalent module
+(``Linear(3, 2).config() == {"n_in": 3, "n_out": 2, "bias": True}``).
+``save``/``load``, ONNX export and ``summary`` read that description.
 """
 
 import numpy as np
@@ -34,16 +39,24 @@ class Module:
     _gradients = ()
     _buffers = ()
 
-    def __new__(cls, *args, **kwargs):
-        # Remember the constructor arguments: save/load rebuilds the module from them.
-        module = super().__new__(cls)
-        module._init_args = (args, kwargs)
-        return module
-
     def __init__(self):
         self.output = None
         self.gradInput = None
         self.training = True
+
+    def config(self):
+        """The keyword arguments that rebuild an equivalent module: ``type(self)(**self.config())``.
+
+        Override it in a layer whose constructor takes arguments. Values are
+        JSON-able (numbers, strings, booleans, None, lists, tuples, dicts) or
+        modules, which ``save`` stores as nested architectures with their
+        arrays. A value still unresolved (``BatchNormalization``'s
+        ``n_features`` before its first forward) is ``None``. A container
+        (a module with a ``modules`` list and an ``add`` method) returns only
+        its own arguments: it is rebuilt as ``cls(**config)`` followed by
+        ``add(child)`` for each child.
+        """
+        return {}
 
     def forward(self, input):
         """Compute, store and return ``output`` for ``input``."""

@@ -83,6 +83,9 @@ class LeakyReLU(Module):
         super().__init__()
         self.slope = check_number("LeakyReLU", slope, "slope", low=0)
 
+    def config(self):
+        return {"slope": self.slope}
+
     def updateOutput(self, input):
         self.output = np.where(input > 0, input, input * input.dtype.type(self.slope))
         return self.output
@@ -101,6 +104,9 @@ class ELU(Module):
     def __init__(self, alpha=1.0):
         super().__init__()
         self.alpha = check_number("ELU", alpha, "alpha", low=0)
+
+    def config(self):
+        return {"alpha": self.alpha}
 
     def updateOutput(self, input):
         alpha = input.dtype.type(self.alpha)

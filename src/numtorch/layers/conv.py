@@ -123,6 +123,12 @@ class Conv2d(Module):
         self._cols_of = None
         self._rows_of = None
 
+    def config(self):
+        """The constructor arguments, ``padding`` resolved (``None`` became ``k // 2``)."""
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
+                "bias": self.b is not None}
+
     def _weight_matrix(self, dtype):
         """``W`` as a (kh * kw * in, out) matrix in the column order of ``cols``, then ``b`` as a row."""
         k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels

@@ -39,6 +39,9 @@ class Linear(Module):
             self.b = rng.uniform(-stdv, stdv, size=self.n_out).astype(np.float32)
             self.gradb = np.zeros_like(self.b)
 
+    def config(self):
+        return {"n_in": self.n_in, "n_out": self.n_out, "bias": self.b is not None}
+
     def updateOutput(self, input):
         check_shape(self, input, (None, self.n_in))
         self.output = affine(input, matching(self.W, input.dtype), matching(self.b, input.dtype))

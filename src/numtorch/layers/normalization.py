@@ -44,7 +44,6 @@ class BatchNormalization(Module):
     def __init__(self, alpha=0.9, n_features=None):
         super().__init__()
         self.alpha = check_number("BatchNormalization", alpha, "alpha", low=0, high=1)
-        self.n_features = None
         self.statistics_dtype = np.dtype(np.float32)
         self.moving_mean = self.moving_variance = None
         if n_features is not None:
@@ -52,8 +51,15 @@ class BatchNormalization(Module):
         self.inv_std = None
         self.used_batch_statistics = None
 
+    @property
+    def n_features(self):
+        """The channel count: the length of the moving statistics, ``None`` before they exist."""
+        return None if self.moving_mean is None else len(self.moving_mean)
+
+    def config(self):
+        return {"alpha": self.alpha, "n_features": self.n_features}
+
     def _create_statistics(self, channels):
-        self.n_features = channels
         self.moving_mean = np.zeros(channels, dtype=self.statistics_dtype)
         self.moving_variance = np.ones(channels, dtype=self.statistics_dtype)
 
@@ -67,9 +73,6 @@ class BatchNormalization(Module):
             )
         if self.n_features is None:
             self._create_statistics(input.shape[1])
-            # From now on this is BatchNormalization(alpha, n_features=C): save/load rebuilds it so.
-            args, kwargs = self._init_args
-            self._init_args = (args, {**kwargs, "n_features": self.n_features})
         if self.training:
             mean = input.mean(axis=axes)
             variance = input.var(axis=axes)
@@ -126,6 +129,9 @@ class ChannelwiseScaling(Module):
         self.beta = np.zeros(self.n, dtype=np.float32)
         self.gradGamma = np.zeros_like(self.gamma)
         self.gradBeta = np.zeros_like(self.beta)
+
+    def config(self):
+        return {"n": self.n}
 
     def updateOutput(self, input):
         _, shape = channel_axes(self, input, self.n)

@@ -35,6 +35,9 @@ class _Pool2d(Module):
             )
         self._scratch = Scratch()
 
+    def config(self):
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
+
     def _check(self, input):
         check_shape(self, input, (None, None, None, None))
         check_window(self, input, self.kernel_size, self.padding)
