@@ -31,6 +31,7 @@ import numpy as np
 import scipy
 
 import numtorch
+from numtorch import run_folder
 from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
@@ -44,6 +45,7 @@ from numtorch.threads import set_num_threads
 from numtorch.train import evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+OUTPUTS = ("model.npz", "checkpoint.npz", "history.json", "curves.png", "confusion.png")
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
 
@@ -274,15 +276,23 @@ def plot_confusion(confusion, accuracy, path):
 
 
 def command_train(args):
-    started = time.perf_counter()
-    (X, y), (X_test, y_test), note = load_data(args.data)
-    (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
-    classes = int(max(y.max(), y_test.max())) + 1
+    """Claim the output folder (checked and locked before any data is loaded), then train in it."""
     out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
+    with run_folder.claim(out, OUTPUTS) as folder:
+        if folder.stale_pid is not None:
+            print(f"numtorch train: note: took over the lock of {out} from PID {folder.stale_pid}, "
+                  "a run that ended without releasing it", file=sys.stderr)
+        return train_in(out, args)
+
+
+def train_in(out, args):
+    started = time.perf_counter()
     checkpoint = os.path.join(out, "checkpoint.npz")
     if args.resume and not os.path.exists(checkpoint):
         raise FileNotFoundError(f"--resume: no checkpoint to resume from at {checkpoint}")
-    os.makedirs(out, exist_ok=True)
+    (X, y), (X_test, y_test), note = load_data(args.data)
+    (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
+    classes = int(max(y.max(), y_test.max())) + 1
 
     if args.threads != "auto":
         set_num_threads(args.threads)
@@ -293,9 +303,9 @@ def command_train(args):
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     parameters = sum(p.size for p in flatten(model.getParameters()))
     say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
-          f"{classes} classes")
+        f"{classes} classes")
     say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, seed {args.seed}")
+        f"{args.epochs} epochs, seed {args.seed}")
 
     history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
@@ -314,8 +324,8 @@ def command_train(args):
     plot_curves(history, os.path.join(out, "curves.png"))
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
     say(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
-          f"({seconds:.1f} s)")
-    say(f"wrote {out}/: model.npz checkpoint.npz history.json curves.png confusion.png")
+        f"({seconds:.1f} s)")
+    say(f"wrote {out}/: {' '.join(OUTPUTS)}")
     return 0
 
 
