@@ -7,8 +7,7 @@ channel, over the batch and the spatial positions (as BatchNorm2d).
 import numpy as np
 
 from numtorch._checks import check_number, check_positive_int
-from numtorch.layers.linear import matching
-from numtorch.module import Module
+from numtorch.module import Module, matching
 
 
 def channel_axes(owner, input, channels=None):
