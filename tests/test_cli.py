@@ -11,7 +11,7 @@ import pytest
 from test_data import write_mnist
 
 import numtorch as nt
-from numtorch import io
+from numtorch import cli, io
 from numtorch.cli import main
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
@@ -122,7 +122,9 @@ def test_bad_invocations_print_one_line(tmp_path, capsys, argv, message, status)
     io.save(nt.Linear(3, 2), tmp_path / "wide.npz", input_shape=(3,))
     assert run(*(a.format(tmp=tmp_path) for a in argv)) == status
     line = one_error_line(capsys)
-    assert line.startswith("numtorch") and message in line, line
+    command = argv[0] if argv and argv[0] in ("train", "evaluate", "summary") else None
+    assert line.startswith(f"numtorch {command}: error: " if command else "numtorch: error: "), line
+    assert message in line, line
 
 
 def test_summary_without_input_shape(tmp_path, capsys):
@@ -192,3 +194,147 @@ def test_summary_of_a_model_without_parameters(tmp_path, capsys):
     assert run("summary", tmp_path / "m.npz") == 0
     out = capsys.readouterr().out
     assert "input (N, 4)" in out and "ReLU" in out and "(N, 4)" in out and "total: 0 parameters" in out
+
+
+def numtorch_command(*argv, stdout=subprocess.PIPE, cwd=None, env=None):
+    """``python -m numtorch argv`` in a subprocess, with this checkout's sources."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC), MPLBACKEND="Agg", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "numtorch", *map(str, argv)], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_version():
+    result = numtorch_command("--version")
+    assert result.returncode == 0 and result.stderr == ""
+    assert result.stdout.startswith(f"numtorch {nt.__version__} (NumPy ") and "Python 3." in result.stdout
+
+
+def test_a_closed_stdout_is_a_normal_end(tmp_path):
+    """As ``numtorch summary m.npz | head -2`` once ``head`` has gone: the pipe's reading end is closed
+    before the command writes, so every write meets a broken pipe. No error, exit status 0; ``train``
+    still does its work."""
+    io.save(nt.Sequential(*[nt.Linear(4, 4) for _ in range(50)]), tmp_path / "m.npz", input_shape=(4,))
+    reading, writing = os.pipe()
+    os.close(reading)
+    try:
+        train = ["train", *FAST, "--no-progress", "--out", tmp_path / "r"]
+        for argv in (["summary", tmp_path / "m.npz"], train):
+            result = numtorch_command(*argv, stdout=writing)
+            assert (result.returncode, result.stderr) == (0, ""), argv
+    finally:
+        os.close(writing)
+    assert json.loads((tmp_path / "r" / "history.json").read_text())["history"]["epoch"] == [1, 2]
+
+
+@pytest.mark.parametrize("error,line", [
+    (MemoryError("Unable to allocate 37.3 GiB for an array with shape (100000, 100000)"),
+     "numtorch summary: error: not enough memory: Unable to allocate 37.3 GiB for an array with shape "
+     "(100000, 100000)"),
+    (MemoryError(), "numtorch summary: error: not enough memory"),
+    (RecursionError("maximum recursion depth exceeded"),
+     "numtorch summary: error: RecursionError: maximum recursion depth exceeded (unexpected: set "
+     "NUMTORCH_TRACEBACK=1 to see where, and please report it with the output of numtorch --version)"),
+])
+def test_any_failure_is_one_line_and_status_1(tmp_path, capsys, monkeypatch, error, line):
+    def fail(args):
+        raise error
+
+    monkeypatch.setitem(cli.COMMANDS, "summary", fail)
+    assert run("summary", tmp_path / "m.npz") == 1
+    assert one_error_line(capsys) == line
+    monkeypatch.setenv("NUMTORCH_TRACEBACK", "1")
+    with pytest.raises(type(error)):
+        run("summary", tmp_path / "m.npz")
+
+
+def test_curve_panels_have_axis_labels(tmp_path, monkeypatch):
+    plt = cli.pyplot()
+    close, figures = plt.close, []
+    monkeypatch.setattr(plt, "close", figures.append)
+    history = {"epoch": [1, 2], "train_loss": [0.9, 0.5], "val_loss": [1.0, 0.6],
+               "train_accuracy": [0.7, 0.8], "val_accuracy": [0.6, 0.75]}
+    cli.plot_curves(history, tmp_path / "curves.png")
+    loss, accuracy = figures[0].axes
+    assert (loss.get_xlabel(), loss.get_ylabel()) == ("epoch", "mean cross-entropy")
+    assert (accuracy.get_xlabel(), accuracy.get_ylabel()) == ("epoch", "fraction classified correctly")
+    close(figures[0])
+
+
+def test_out_is_checked_before_the_data_is_loaded(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = numtorch_command("train", "--data", tmp_path / "absent.npz", "--out", tmp_path / "notes.txt")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"numtorch train: error: --out {tmp_path / 'notes.txt'}: this is a file, not a "
+                             "folder: give a folder (it is created if absent)\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+HOLD = ("import sys; from numtorch.run_folder import claim; folder = claim(sys.argv[1]); "
+        "print('held', flush=True); input()")
+
+
+def test_one_run_per_output_folder_and_stale_locks(tmp_path):
+    """A folder another process holds is refused (a new run and a --resume alike); once that process
+    is killed, its lock file is stale and the next run takes it over, saying so."""
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for extra in ([], ["--resume"]):
+            result = numtorch_command("train", *FAST, "--no-progress", "--out", out, *extra)
+            assert result.returncode == 1 and result.stdout == ""
+            assert result.stderr.startswith(f"numtorch train: error: --out {out} is in use by another run "
+                                            f"(PID {holder.pid}, since "), result.stderr
+            assert result.stderr.endswith("): wait for it to end, or choose another --out\n")
+    finally:
+        holder.kill()
+        holder.wait()
+    result = numtorch_command("train", *FAST, "--no-progress", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (f"numtorch train: note: took over the lock of {out} from PID {holder.pid}, "
+                             "a run that ended without releasing it\n")
+    assert sorted(p.name for p in out.iterdir()) == sorted(cli.OUTPUTS)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds a descriptor's file through /proc")
+def test_train_replaces_planted_symlinks_and_never_leaves_a_half_written_file(tmp_path, monkeypatch, capsys):
+    """Every output is written to a temporary file and renamed: a symlink planted at OUT/history.json
+    or OUT/curves.png is replaced (its target untouched), and a full disk leaves no empty history.json."""
+    out, victim = tmp_path / "run", tmp_path / "victim"
+    out.mkdir()
+    victim.write_text("precious")
+    for name in ("history.json", "curves.png", "confusion.png"):
+        (out / name).symlink_to(victim)
+    assert run("train", *FAST, "--no-progress", "--out", out) == 0
+    assert victim.read_text() == "precious"
+    for name in ("history.json", "curves.png", "confusion.png"):
+        assert not (out / name).is_symlink() and (out / name).stat().st_size > 0
+    record = (out / "history.json").read_bytes()
+
+    fsync = os.fsync
+
+    def full_disk_at_history(descriptor):
+        # A full disk often surfaces at fsync (delayed allocation); here, for history.json only.
+        if "history.json" in os.readlink(f"/proc/self/fd/{descriptor}"):
+            raise OSError(28, "No space left on device")
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", full_disk_at_history)
+    assert run("train", *FAST, "--no-progress", "--out", out) == 1
+    assert f"cannot write {out / 'history.json'}: No space left on device" in capsys.readouterr().err
+    assert (out / "history.json").read_bytes() == record
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "confusion.png", "curves.png", "history.json",
+                                       "model.npz"]
+
+
+def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, capsys, monkeypatch):
+    chosen = []
+    monkeypatch.setattr("numtorch.cli.set_num_threads", chosen.append)
+    assert run("train", *FAST, "--epochs", "1", "--threads", "1", "--out", tmp_path / "fixed") == 0
+    assert run("train", *FAST, "--epochs", "1", "--out", tmp_path / "auto") == 0
+    assert chosen == [1]
+    capsys.readouterr()
+    assert run("train", "--threads", "0") == 2
+    assert "argument --threads: expected auto or an integer >= 1, got '0'" in one_error_line(capsys)

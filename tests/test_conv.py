@@ -24,6 +24,18 @@ def test_default_padding_keeps_height_and_width_for_odd_kernels():
         assert nt.Conv2d(3, 5, kernel).forward(x).shape == (2, 5, 7, 4)
 
 
+@pytest.mark.parametrize("kernel,padding,output", [
+    (2, (1, 1), (8, 5)), (4, (2, 2), (8, 5)), ((2, 3), (1, 1), (8, 4)), ((4, 1), (2, 0), (8, 4)),
+    ((1, 6), (0, 3), (7, 5)),
+])
+def test_default_padding_is_half_the_kernel_rounded_down_for_even_and_mixed_kernels(kernel, padding, output):
+    """k // 2 on each axis: an even kernel grows that axis by one (H + 2 (k // 2) - k + 1 = H + 1)."""
+    conv = nt.Conv2d(3, 5, kernel)
+    assert conv.padding == padding
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 4)).astype(np.float32)
+    assert conv.forward(x).shape == (2, 5, *output)
+
+
 def test_parameters_are_float32_uniform_within_one_over_sqrt_fan_in():
     nt.manual_seed(0)
     conv = nt.Conv2d(4, 6, (3, 2))

@@ -189,7 +189,7 @@ def test_a_write_is_durable_file_then_folder(tmp_path, monkeypatch):
                        sorted(p.name for p in tmp_path.iterdir())))
         fsync(descriptor)
 
-    monkeypatch.setattr(io.os, "fsync", recording_fsync)
+    monkeypatch.setattr(io.archive.os, "fsync", recording_fsync)
     numtorch.manual_seed(0)
     numtorch.save(numtorch.Sequential(numtorch.Linear(3, 2)), tmp_path / "model.npz")
     (kind, files_before), (last_kind, files_after) = synced[0], synced[-1]

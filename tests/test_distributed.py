@@ -291,7 +291,7 @@ def test_cli_equals_one_process_and_resumes_with_another_count(tmp_path, process
 
 @pytest.mark.parametrize("scenario, processes, message", [
     ("fault", 2, "ValueError: Sequential: on input (10, 12), module (1) failed: rank 1 found a corrupt"),
-    ("cli_fault", 3, "numtorch train: error (rank 1 of 3): Sequential: on input (21, 64), module (3) failed: "
+    ("cli_fault", 3, "numtorch train (rank 1 of 3): error: Sequential: on input (21, 64), module (3) failed: "
                      "rank 1 found a corrupt sample"),
     ("kill", 2, "exited on signal 9"),
 ])

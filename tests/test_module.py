@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import numtorch as nt
-from harness import set_mode
+from harness import as_float, dtypes_of, set_mode
 from module_table import MODULES
+from numtorch._table import map_table, shape_of
 from numtorch.module import flatten
 
 
@@ -32,8 +33,26 @@ def test_train_and_evaluate_set_the_flag_and_return_the_module():
     assert module.train() is module and module.training is True
 
 
-def test_constructor_arguments_are_recorded():
-    assert nt.Linear(3, 2, bias=False)._init_args == ((3, 2), {"bias": False})
+def test_config_gives_the_constructor_arguments():
+    assert nt.Linear(3, 2, bias=False).config() == {"n_in": 3, "n_out": 2, "bias": False}
+    assert Double().config() == {} and nt.Sequential(nt.ReLU()).config() == {}
+
+
+@pytest.mark.parametrize("case", MODULES, ids=str)
+def test_config_rebuilds_an_equivalent_module(case):
+    """``type(m)(**m.config())`` (then ``add`` for each child of a container) is ``m`` but for its weights."""
+    module, _ = case.build(np.random.default_rng(0), 2)
+
+    def rebuild(module):
+        copy = type(module)(**module.config())
+        for child in getattr(module, "modules", ()):
+            copy.add(rebuild(child))
+        return copy
+
+    copy = rebuild(module)
+    assert repr(copy) == repr(module) and copy.config() == module.config()
+    assert ([(p.shape, p.dtype) for p in flatten(copy.getParameters())]
+            == [(p.shape, p.dtype) for p in flatten(module.getParameters())])
 
 
 @pytest.mark.parametrize("bad,error,message", [
@@ -112,11 +131,11 @@ def test_outputs_keep_the_input_dtype(case, mode, dtype):
     nt.manual_seed(0)
     module, x = case.build(rng, 4)
     set_mode(module, mode)
-    x = x.astype(dtype)
+    x = as_float(x, dtype)
     output = module.forward(x)
-    assert output.dtype == dtype
-    grad_input = module.backward(x, np.ones_like(output))
-    assert grad_input.dtype == dtype and grad_input.shape == x.shape
+    assert dtypes_of(output) == {np.dtype(dtype).name}
+    grad_input = module.backward(x, map_table(np.ones_like, output))
+    assert dtypes_of(grad_input) == {np.dtype(dtype).name} and shape_of(grad_input) == shape_of(x)
     assert all(p.dtype == np.float32 for p in flatten(module.getParameters()))
     assert all(g.dtype == np.float32 for g in flatten(module.getGradParameters()))
 

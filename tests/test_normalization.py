@@ -143,8 +143,9 @@ def test_lazy_statistics_survive_save_and_load(tmp_path):
     from numtorch import io
 
     net = nt.Sequential(nt.Linear(3, 4), nt.BatchNormalization(0.8))
+    assert net[1].config() == {"alpha": 0.8, "n_features": None}
     net.forward(batch((5, 3)))
-    assert net[1]._init_args == ((0.8,), {"n_features": 4})
+    assert net[1].config() == {"alpha": 0.8, "n_features": 4}
     io.save(net, tmp_path / "bn.npz")
     loaded = io.load(tmp_path / "bn.npz")
     assert repr(loaded[1]) == "BatchNormalization(alpha=0.8, n_features=4)"

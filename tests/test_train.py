@@ -186,3 +186,49 @@ def test_fit_argument_errors():
         arguments.update(override)
         with pytest.raises(error, match=message):
             fit(**arguments)
+
+
+class CountingLinear(nt.Linear):
+    """Linear that counts its input-gradient and parameter-gradient computations."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__(n_in, n_out)
+        self.input_gradients = self.parameter_gradients = 0
+
+    def updateGradInput(self, input, gradOutput):
+        self.input_gradients += 1
+        return super().updateGradInput(input, gradOutput)
+
+    def accGradParameters(self, input, gradOutput):
+        self.parameter_gradients += 1
+        super().accGradParameters(input, gradOutput)
+
+
+def test_fit_skips_the_data_gradient_and_restores_the_flag():
+    X, y = blobs(40)
+    nt.manual_seed(0)
+    first = CountingLinear(2, 8)
+    model = nt.Sequential(first, nt.ReLU(), nt.Linear(8, 3))
+    fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.1), (X, y), epochs=2, batch_size=10,
+        progress=False)
+    assert first.parameter_gradients == 8 and first.input_gradients == 0
+    assert model.needs_input_grad and first.needs_input_grad
+    # The Torch7 contract is untouched outside fit: backward still returns the input gradient.
+    output = model.forward(X[:4])
+    assert model.backward(X[:4], np.ones_like(output)).shape == (4, 2) and first.input_gradients == 1
+    model.needs_input_grad = False
+    fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.1), (X, y), epochs=1, batch_size=10,
+        progress=False)
+    assert model.needs_input_grad is False
+
+
+def test_fit_restores_the_flag_when_a_step_fails():
+    class Failing(nt.CrossEntropyCriterion):
+        def updateOutput(self, input, target):
+            raise RuntimeError("criterion failed")
+
+    X, y = blobs(20)
+    model = make_model()
+    with pytest.raises(RuntimeError, match="criterion failed"):
+        fit(model, Failing(), SGD(model, lr=0.1), (X, y), epochs=1, progress=False)
+    assert model.needs_input_grad is True

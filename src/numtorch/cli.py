@@ -13,13 +13,17 @@ Data (``--data``):
 - ``PATH.npz``: arrays ``X`` and ``y``, split 80/20 with a fixed seed.
 A tenth of the training part (fixed seed) is held out as the validation set.
 
-Errors (bad arguments, unreadable data, a checkpoint of another network)
-print one line on stderr and exit with status 1 (2 for bad arguments).
+Errors print one line on stderr, ``numtorch COMMAND: error: ...``, and exit
+with status 2 for bad arguments, 1 for anything else the command cannot do
+(unreadable data, a checkpoint of another network, not enough memory); no
+traceback unless ``NUMTORCH_TRACEBACK=1`` is set. A closed standard output
+(``numtorch summary m.npz | head -2``) silences the rest of the output, not
+the work, and is no error (exit status 0).
 
 ``mpiexec -n N numtorch train ...`` trains data-parallel on N processes
 (``numtorch.distributed``), ``--batch-size`` being the global batch; rank 0
-alone prints and writes ``--out``. An error on any rank prints that rank's
-message and ends the whole job (``MPI_Abort``) with status 1.
+alone prints and claims and writes ``--out``. An error on any rank prints
+that rank's message and ends the whole job (``MPI_Abort``) with status 1.
 """
 
 import argparse
@@ -29,28 +33,53 @@ import sys
 import time
 
 import numpy as np
+import scipy
 
-from numtorch import distributed
+import numtorch
+from numtorch import distributed, run_folder
 from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, save
+from numtorch.io.archive import atomic_write
 from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from numtorch.module import flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
+from numtorch.threads import set_num_threads
 from numtorch.train import evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+OUTPUTS = ("model.npz", "checkpoint.npz", "history.json", "curves.png", "confusion.png")
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``numtorch: error: ...`` and exit status 2."""
+    """argparse with one-line errors, ``numtorch train: error: ...``, and exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"numtorch: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def say(*parts):
+    """Print a line on stdout (rank 0's alone under mpiexec). A closed stdout (``| head``) silences the
+    rest of the output, not the work."""
+    if not distributed.is_root():
+        return
+    try:
+        print(*parts, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so that what is still buffered, and later lines, go nowhere
+        # instead of raising again (at exit too).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def version():
+    return (f"numtorch {numtorch.__version__} (NumPy {np.__version__}, SciPy {scipy.__version__}, "
+            f"Python {sys.version.split()[0]})")
 
 
 def integer(minimum):
@@ -78,6 +107,16 @@ def positive_float(text):
     return value
 
 
+def thread_count(text):
+    """``auto`` or an int >= 1: the ``--threads`` option."""
+    if text == "auto":
+        return text
+    try:
+        return integer(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}") from None
+
+
 def hidden_sizes(text):
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -90,6 +129,7 @@ def hidden_sizes(text):
 
 def build_parser():
     parser = Parser(prog="numtorch", description="Train, evaluate and inspect numtorch models.")
+    parser.add_argument("--version", action="version", version=version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=Parser)
 
@@ -109,6 +149,9 @@ def build_parser():
     train.add_argument("--out", help="output directory (default: runs/<data>-<model>)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    train.add_argument("--threads", type=thread_count, default="auto",
+                       help="BLAS threads: auto (measured while training, re-measured when the load "
+                            "changes) or a fixed N, for results repeatable to the bit (default: auto)")
 
     evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
     evaluate_command.add_argument("model", metavar="MODEL.npz")
@@ -203,17 +246,20 @@ def plot_curves(history, path):
 
     plt = pyplot()
     figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    for axes, key, title in ((loss_axes, "loss", "loss"), (accuracy_axes, "accuracy", "accuracy")):
+    panels = ((loss_axes, "loss", "loss", "mean cross-entropy"),
+              (accuracy_axes, "accuracy", "accuracy", "fraction classified correctly"))
+    for axes, key, title, ylabel in panels:
         axes.plot(history["epoch"], history[f"train_{key}"], marker="o", label="train")
         if any(value is not None for value in history[f"val_{key}"]):
             axes.plot(history["epoch"], history[f"val_{key}"], marker="o", label="validation")
         axes.set_xlabel("epoch")
+        axes.set_ylabel(ylabel)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(title)
         axes.grid(alpha=0.3)
         axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
 
 
@@ -233,23 +279,33 @@ def plot_confusion(confusion, accuracy, path):
     axes.set_ylabel("true")
     axes.set_title(f"test confusion (accuracy {accuracy:.2%})")
     figure.tight_layout()
-    figure.savefig(path, dpi=80)
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
 
 
 def command_train(args):
-    started = time.perf_counter()
-    say = print if distributed.is_root() else lambda *_: None
-    (X, y), (X_test, y_test), note = load_data(args.data)
-    (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
-    classes = int(max(y.max(), y_test.max())) + 1
+    """Claim the output folder (checked and locked before any data is loaded), then train in it."""
     out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
+    if not distributed.is_root():  # under mpiexec rank 0 alone claims and writes the folder
+        return train_in(out, args)
+    with run_folder.claim(out, OUTPUTS) as folder:
+        if folder.stale_pid is not None:
+            print(f"numtorch train: note: took over the lock of {out} from PID {folder.stale_pid}, "
+                  "a run that ended without releasing it", file=sys.stderr)
+        return train_in(out, args)
+
+
+def train_in(out, args):
+    started = time.perf_counter()
     checkpoint = os.path.join(out, "checkpoint.npz")
     if args.resume and not os.path.exists(checkpoint):
         raise FileNotFoundError(f"--resume: no checkpoint to resume from at {checkpoint}")
-    if distributed.is_root():
-        os.makedirs(out, exist_ok=True)
+    (X, y), (X_test, y_test), note = load_data(args.data)
+    (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
+    classes = int(max(y.max(), y_test.max())) + 1
 
+    if args.threads != "auto":
+        set_num_threads(args.threads)
     manual_seed(args.seed)
     model, input_shape = build_model(args.model, X.shape[1:], args.hidden, classes)
     X_train, X_val, X_test = (fit_to(a, input_shape, "--data") for a in (X_train, X_val, X_test))
@@ -257,7 +313,7 @@ def command_train(args):
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     parameters = sum(p.size for p in flatten(model.getParameters()))
     say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
-          f"{classes} classes")
+        f"{classes} classes")
     say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
         f"{args.epochs} epochs, seed {args.seed}{processes_note()}")
 
@@ -275,13 +331,13 @@ def command_train(args):
               "architecture": architecture(model), "history": history,
               "test": {"loss": test.loss, "accuracy": test.accuracy, "confusion": test.confusion.tolist()},
               "seconds": seconds}
-    with open(os.path.join(out, "history.json"), "w") as file:
-        json.dump(record, file, indent=1)
+    atomic_write(os.path.join(out, "history.json"),
+                 lambda file: file.write(json.dumps(record, indent=1).encode()))
     plot_curves(history, os.path.join(out, "curves.png"))
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
-    print(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
-          f"({seconds:.1f} s)")
-    print(f"wrote {out}/: model.npz checkpoint.npz history.json curves.png confusion.png")
+    say(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
+        f"({seconds:.1f} s)")
+    say(f"wrote {out}/: {' '.join(OUTPUTS)}")
     return 0
 
 
@@ -296,14 +352,12 @@ def command_evaluate(args):
     if meta.get("input_shape") is not None:
         X = fit_to(X, meta["input_shape"], f"--data {args.data}")
     result = evaluate(model, X, y)
-    if not distributed.is_root():
-        return 0
-    print(f"{args.model} on {note}, {len(y)} test samples")
-    print(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
-    print("confusion (rows: true class, columns: predicted):")
+    say(f"{args.model} on {note}, {len(y)} test samples")
+    say(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
+    say("confusion (rows: true class, columns: predicted):")
     width = len(str(result.confusion.max()))
     for true, row in enumerate(result.confusion):
-        print(f"  {true:>3} | " + " ".join(f"{count:>{width}}" for count in row))
+        say(f"  {true:>3} | " + " ".join(f"{count:>{width}}" for count in row))
     return 0
 
 
@@ -329,13 +383,13 @@ def command_summary(args):
     x = np.zeros((1, *shape), dtype=dtype) if shape is not None else None
     rows, _ = summary_rows(model, x)
     name_width = max(len(name) for name, _, _ in rows)
-    print(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
-    print(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
+    say(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
+    say(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
     for name, output, count in rows:
         output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
-        print(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
+        say(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
     total = sum(p.size for p in parameters)
-    print(f"total: {total:,} parameters")
+    say(f"total: {total:,} parameters")
     return 0
 
 
@@ -344,13 +398,27 @@ COMMANDS = {"train": command_train, "evaluate": command_evaluate, "summary": com
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    who = f"numtorch {args.command}"
     try:
+        who += distributed.describe()
         return COMMANDS[args.command](args)
-    except (ValueError, TypeError, OSError, ImportError) as error:
-        print(f"numtorch {args.command}: error{distributed.describe()}: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{who}: interrupted", file=sys.stderr)
+        distributed.abort(130)  # under mpiexec: end every rank (the others may wait in a collective)
+        return 130
+    except Exception as error:
+        if os.environ.get("NUMTORCH_TRACEBACK") == "1":
+            raise
+        print(f"{who}: error: {error_text(error)}", file=sys.stderr)
         distributed.abort(1)
         return 1
-    except KeyboardInterrupt:
-        print(f"numtorch {args.command}: interrupted{distributed.describe()}", file=sys.stderr)
-        distributed.abort(130)
-        return 130
+
+
+def error_text(error):
+    """One line for an error: the message of the errors numtorch raises on purpose, else its type too."""
+    if isinstance(error, MemoryError):
+        return "not enough memory" + (f": {error}" if str(error) else "")
+    if isinstance(error, (ValueError, TypeError, OSError, ImportError)):
+        return str(error)
+    return (f"{type(error).__name__}: {error} (unexpected: set NUMTORCH_TRACEBACK=1 to see where, "
+            "and please report it with the output of numtorch --version)")

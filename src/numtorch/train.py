@@ -14,6 +14,7 @@ writes checkpoints.
 
 import os
 from collections import namedtuple
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from numtorch.data.loader import Batches
 from numtorch.io import load_checkpoint, save_checkpoint
 from numtorch.module import Criterion, Module
 from numtorch.optim import LRScheduler, Optimizer, clip_grad_norm
+from numtorch.threads import ThreadTuner, tuned_steps
 
 Evaluation = namedtuple("Evaluation", ["loss", "accuracy", "confusion"])
 Evaluation.__doc__ = "``loss`` (mean over samples), ``accuracy`` in [0, 1], ``confusion[true, predicted]``."
@@ -95,6 +97,18 @@ def check_fit_arguments(model, criterion, optimizer, scheduler, epochs):
         raise ValueError(f"fit: expected epochs as an int >= 0, got {epochs!r}")
 
 
+@contextmanager
+def data_gradient_skipped(model):
+    """``model.needs_input_grad`` is False inside the block (nobody reads the gradient with respect to
+    the training data), then what it was, even if the block raises."""
+    needed = model.needs_input_grad
+    model.needs_input_grad = False
+    try:
+        yield
+    finally:
+        model.needs_input_grad = needed
+
+
 def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
     """One pass of updates; returns the mean training loss and accuracy of the pass."""
     model.train()
@@ -120,7 +134,7 @@ def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
 
 
 def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, seed=0, scheduler=None,
-        clip_norm=None, checkpoint=None, resume=False, progress=True):
+        clip_norm=None, checkpoint=None, resume=False, progress=True, threads="auto"):
     """Train ``model`` on ``train = (X, y)`` for ``epochs`` epochs of shuffled mini-batches.
 
     Each epoch draws a new order from a generator seeded with ``seed``; after
@@ -130,7 +144,14 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     batch order, schedule, history); with ``resume=True`` and that file
     present, training continues after the epoch it holds, ending with the same
     weights an uninterrupted run would. ``progress``: tqdm bars with the running
-    loss and accuracy, one line left per epoch.
+    loss and accuracy, one line left per epoch. The training steps skip the
+    gradient with respect to the data (``model.needs_input_grad`` is False
+    during them, then restored): nobody reads it. ``threads``: the BLAS thread
+    count of the training steps; "auto" measures a few steps with each
+    candidate count and measures again when step times drift (see
+    ``numtorch.threads``), an int fixes it, None leaves it alone; the count in
+    effect before is set back after every epoch. Results are bit-identical
+    only with the same count: pass an int for runs to reproduce to the bit.
 
     Under ``mpiexec`` (see the module's docstring) ``batch_size`` is the global
     batch: N processes end with the weights one process computes, to float
@@ -150,6 +171,7 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
         if pair is not None and (not isinstance(pair, (tuple, list)) or len(pair) != 2):
             raise TypeError(f"fit: expected {name} as a pair (X, y), got {type(pair).__name__}")
     batches = Batches(*train, batch_size, shuffle=True, seed=seed)
+    tuner = ThreadTuner.for_fit(threads)
     if val is not None:
         check_pair("fit: val", *val)
     if resume and checkpoint is None:
@@ -170,7 +192,8 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
         bar = progress_bar(len(batches), f"epoch {epoch}/{epochs}", progress and distributed.is_root())
         try:
             distributed.split_random_streams()
-            train_loss, train_accuracy = train_epoch(model, criterion, optimizer, batches, clip_norm, bar)
+            with data_gradient_skipped(model), tuned_steps(tuner, batches) as steps:
+                train_loss, train_accuracy = train_epoch(model, criterion, optimizer, steps, clip_norm, bar)
             distributed.broadcast_buffers(model)
             val_loss = val_accuracy = None
             if val is not None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from numtorch._checks import check_finite, check_int, check_number, check_positive_int
 from numtorch.data.idx import read_idx
-from numtorch.io import Npz
+from numtorch.io.archive import Npz
 
 MAX_DATASET_BYTES = 2**32  # load_npz's default: 4 GiB of X and y as stored (MNIST's training set is 47 MB)
 MNIST_PREFIXES = {"train": "train", "test": "t10k"}

@@ -82,7 +82,7 @@ def describe():
 
 def abort(status=1):
     """In a job of several processes, end all of them now with ``status``; else return."""
-    if size() > 1:
+    if _comm is not None and _comm.size > 1:
         sys.stdout.flush()
         sys.stderr.flush()
         _comm.Abort(status)

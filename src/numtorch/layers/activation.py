@@ -3,18 +3,24 @@
 import numpy as np
 
 from numtorch._checks import check_number
+from numtorch._table import map_table
 from numtorch.module import Module
 
 
 class Identity(Module):
-    """``y = x`` (the output is a copy, so callers may keep it)."""
+    """``y = x`` for an array or a table (the output is a copy, so callers may keep it).
+
+    The skip branch of a residual block: ``ConcatTable(body, Identity())``.
+    """
+
+    input_kind = "any"
 
     def updateOutput(self, input):
-        self.output = input.copy()
+        self.output = map_table(np.copy, input)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        self.gradInput = gradOutput.copy()
+        self.gradInput = map_table(np.copy, gradOutput)
         return self.gradInput
 
 
@@ -83,6 +89,9 @@ class LeakyReLU(Module):
         super().__init__()
         self.slope = check_number("LeakyReLU", slope, "slope", low=0)
 
+    def config(self):
+        return {"slope": self.slope}
+
     def updateOutput(self, input):
         self.output = np.where(input > 0, input, input * input.dtype.type(self.slope))
         return self.output
@@ -101,6 +110,9 @@ class ELU(Module):
     def __init__(self, alpha=1.0):
         super().__init__()
         self.alpha = check_number("ELU", alpha, "alpha", low=0)
+
+    def config(self):
+        return {"alpha": self.alpha}
 
     def updateOutput(self, input):
         alpha = input.dtype.type(self.alpha)

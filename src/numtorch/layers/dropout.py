@@ -22,6 +22,9 @@ class Dropout(Module):
         self.p = check_number("Dropout", p, "p", low=0, high=1, high_open=True)
         self.mask = None
 
+    def config(self):
+        return {"p": self.p}
+
     def updateOutput(self, input):
         if not self.training:
             self.mask = None

@@ -7,8 +7,7 @@ channel, over the batch and the spatial positions (as BatchNorm2d).
 import numpy as np
 
 from numtorch._checks import check_number, check_positive_int
-from numtorch.layers.linear import matching
-from numtorch.module import Module
+from numtorch.module import Module, matching
 
 
 def channel_axes(owner, input, channels=None):
@@ -45,7 +44,6 @@ class BatchNormalization(Module):
         super().__init__()
         name = type(self).__name__
         self.alpha = check_number(name, alpha, "alpha", low=0, high=1)
-        self.n_features = None
         self.statistics_dtype = np.dtype(np.float32)
         self.moving_mean = self.moving_variance = None
         if n_features is not None:
@@ -53,8 +51,15 @@ class BatchNormalization(Module):
         self.inv_std = None
         self.used_batch_statistics = None
 
+    @property
+    def n_features(self):
+        """The channel count: the length of the moving statistics, ``None`` before they exist."""
+        return None if self.moving_mean is None else len(self.moving_mean)
+
+    def config(self):
+        return {"alpha": self.alpha, "n_features": self.n_features}
+
     def _create_statistics(self, channels):
-        self.n_features = channels
         self.moving_mean = np.zeros(channels, dtype=self.statistics_dtype)
         self.moving_variance = np.ones(channels, dtype=self.statistics_dtype)
 
@@ -69,9 +74,6 @@ class BatchNormalization(Module):
                 )
         if self.n_features is None:
             self._create_statistics(input.shape[1])
-            # From now on this is BatchNormalization(alpha, n_features=C): save/load rebuilds it so.
-            args, kwargs = self._init_args
-            self._init_args = (args, {**kwargs, "n_features": self.n_features})
         if self.training:
             self.moving_mean *= self.alpha
             self.moving_mean += (1 - self.alpha) * mean
@@ -134,6 +136,9 @@ class ChannelwiseScaling(Module):
         self.beta = np.zeros(self.n, dtype=np.float32)
         self.gradGamma = np.zeros_like(self.gamma)
         self.gradBeta = np.zeros_like(self.beta)
+
+    def config(self):
+        return {"n": self.n}
 
     def updateOutput(self, input):
         _, shape = channel_axes(self, input, self.n)

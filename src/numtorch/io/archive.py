@@ -1,0 +1,171 @@
+"""Reading ``.npz`` archives defensively and writing files atomically.
+
+``Npz`` opens an archive and reads only the ``.npy`` headers of its entries,
+so a caller checks every declared shape and dtype before a byte of array data
+is read: a few kilobytes of deflated zeros can declare gigabytes. Every error
+a broken zip or ``.npy`` raises becomes a ``ValueError`` naming the file.
+``numtorch.io`` reads models and checkpoints through it, ``numtorch.data``
+a user's dataset.
+
+``atomic_write`` (and ``atomic_savez`` on it) writes to a temporary file in
+the target's folder, fsyncs it and renames it over the target, so the target
+is always the old file or the complete new one, and a symlink planted at the
+target is replaced, never written through. Every file numtorch writes goes
+through it: models, checkpoints, ``history.json`` and the plots.
+"""
+
+import math
+import os
+import secrets
+import zipfile
+
+import numpy as np
+
+
+class Entry:
+    """One ``.npy`` member of an ``.npz``: its zip record and the shape and dtype its header declares."""
+
+    def __init__(self, info, shape, dtype):
+        self.info, self.shape, self.dtype = info, shape, dtype
+
+    @property
+    def nbytes(self):
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def entry_header(archive, info):
+    """The :class:`Entry` of member ``info``, reading only its ``.npy`` header.
+
+    Refuses an entry that is not a plain ``.npy``, holds Python objects or
+    declares more (or less) data than the zip says it holds.
+    """
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"entry {info.filename!r}: .npy format version {version}")
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(stream)
+        held = info.file_size - stream.tell()
+    if dtype.hasobject:
+        raise ValueError(f"entry {info.filename!r} holds Python objects (a pickle), "
+                         "which numtorch never loads")
+    entry = Entry(info, shape, dtype)
+    if entry.nbytes != held:
+        raise ValueError(f"entry {info.filename!r} declares shape {shape} of {dtype} "
+                         f"({entry.nbytes} bytes) but holds {held} bytes")
+    return entry
+
+
+class corrupt:
+    """Context: turn what a broken zip or ``.npy`` raises into ``ValueError`` naming ``path``."""
+
+    # zipfile raises NotImplementedError for an unknown compression method and
+    # RuntimeError for an entry flagged as encrypted.
+    ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is FileNotFoundError:
+            raise FileNotFoundError(f"{self.path}: no such file") from None
+        if kind is not None and issubclass(kind, self.ERRORS):
+            raise ValueError(f"{self.path}: not a readable .npz file, "
+                             f"truncated or corrupt ({error})") from None
+        return False
+
+
+class Npz:
+    """An open ``.npz``: ``entries`` maps each array's name to its :class:`Entry`, read from headers only.
+
+    No array data is read until ``read(name)``, so a caller checks the
+    declared shapes and dtypes first and refuses a hostile file before it
+    allocates anything.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        with corrupt(self.path):
+            with open(self.path, "rb") as file:
+                start = file.read(6)
+            if start == b"\x93NUMPY":
+                raise ValueError("a single .npy array, not an .npz archive")
+            if not start.startswith(b"PK"):
+                raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
+            self.zip = zipfile.ZipFile(self.path)
+            try:
+                self.entries = {}
+                for info in self.zip.infolist():
+                    name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                    if name in self.entries:
+                        raise ValueError(f"entry {name!r} appears twice")
+                    self.entries[name] = entry_header(self.zip, info)
+            except BaseException:
+                self.zip.close()
+                raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.zip.close()
+
+    def read(self, name):
+        """The array ``name`` (``allow_pickle=False``), allocating only what its header declared."""
+        with corrupt(self.path), self.zip.open(self.entries[name].info) as stream:
+            return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def atomic_write(path, write):
+    """Write a file through ``write(file)`` (a binary file object) so that ``path`` is never half-written.
+
+    ``write`` fills a new temporary file in ``path``'s folder, which is
+    fsynced and renamed over ``path``, and the folder is fsynced: ``path`` is
+    the old file or the complete new one, after a crash, a full disk or a
+    power cut. The rename replaces a symlink planted at ``path`` rather than
+    writing through it to the file it points to. On failure the temporary
+    file is removed and an ``OSError`` names ``path``.
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{path}: no such directory {directory}")
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+    try:
+        # O_EXCL: a fresh file of our own, never a link someone planted at the temporary name.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                write(file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        sync_directory(directory)
+    except OSError as error:
+        if path in str(error):
+            raise
+        message = f"cannot write {path}: {error.strerror or error}"
+        raise (OSError(message) if error.errno is None else OSError(error.errno, message)) from None
+
+
+def atomic_savez(path, arrays):
+    """``np.savez`` of ``arrays`` to ``path``, atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda file: np.savez(file, **arrays))
+
+
+def sync_directory(directory):
+    """fsync a folder, making a rename in it durable (POSIX; elsewhere there is nothing to do)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
