@@ -17,6 +17,12 @@ def F():
     return torch.nn.functional
 
 
+def T():
+    import torch
+
+    return torch
+
+
 def features(rng, batch, low=1, high=12):
     """A random (batch, C) input, C drawn from [low, high)."""
     return rng.standard_normal((batch, int(rng.integers(low, high)))) * 2
@@ -125,6 +131,18 @@ def batch_norm_4d(rng, batch):
     return batch_norm(rng, images(rng, batch, int(rng.integers(1, 5))))
 
 
+def synchronised(build):
+    """A BatchNormalization row's builder made to give SyncBatchNormalization (one process: same function)."""
+
+    def build_sync(rng, batch):
+        plain, x = build(rng, batch)
+        module = nt.SyncBatchNormalization(plain.alpha, n_features=plain.n_features)
+        module.moving_mean[:], module.moving_variance[:] = plain.moving_mean, plain.moving_variance
+        return module, x
+
+    return build_sync
+
+
 def batch_norm_reference(m, x, p, b):
     """BatchNorm1d/2d without affine; PyTorch's momentum is 1 - alpha; b are the moving statistics."""
     return F().batch_norm(x, b[0], b[1], training=m.training, momentum=1 - m.alpha, eps=m.EPS)
@@ -163,6 +181,121 @@ def small_cnn_reference(m, x, p, b):
 def channelwise_reference(m, x, p, b):
     shape = (1, -1) + (1,) * (x.dim() - 2)
     return x * p[0].view(shape) + p[1].view(shape)
+
+
+def table_of(rng, batch, count, low=1, high=6):
+    """``count`` random (batch, C) arrays of one random C."""
+    width = int(rng.integers(low, high))
+    return [rng.standard_normal((batch, width)) for _ in range(count)]
+
+
+def concat_table(rng, batch):
+    n_in, a, b = (int(v) for v in rng.integers(1, 8, size=3))
+    module = nt.ConcatTable(nt.Linear(n_in, a), nt.Sequential(nt.Linear(n_in, b), nt.Tanh()), nt.Identity())
+    return module, rng.standard_normal((batch, n_in))
+
+
+def concat_table_reference(m, x, p, b):
+    f = F()
+    return [f.linear(x, p[0], p[1]), f.linear(x, p[2], p[3]).tanh(), x * 1]
+
+
+def concat_table_of_tables(rng, batch):
+    """A table in: every branch reads the whole table; gradInput sums the branches' tables."""
+    module = nt.ConcatTable(nt.SelectTable(0), nt.CAddTable(), nt.Identity())
+    return module, table_of(rng, batch, 2)
+
+
+def parallel_table(rng, batch):
+    n_in, n_out = (int(v) for v in rng.integers(1, 8, size=2))
+    module = nt.ParallelTable(nt.Linear(n_in, n_out), nt.ReLU())
+    return module, [rng.standard_normal((batch, n_in)), features(rng, batch)]
+
+
+def inception(rng, batch):
+    """An Inception-style block: 1x1, 3x3 and pooled branches joined along the channels."""
+    c = int(rng.integers(1, 4))
+    module = nt.Concat(1, nt.Conv2d(c, 2, 1),
+                       nt.Sequential(nt.Conv2d(c, 2, 1), nt.ReLU(), nt.Conv2d(2, 3, 3)),
+                       nt.Sequential(nt.MaxPool2d(3, 1, 1), nt.Conv2d(c, 1, 1)))
+    return module, image(rng, batch, c, *(int(v) for v in rng.integers(1, 7, size=2)))
+
+
+def inception_reference(m, x, p, b):
+    f = F()
+    first = f.conv2d(x, p[0], p[1])
+    second = f.conv2d(f.relu(f.conv2d(x, p[2], p[3])), p[4], p[5], padding=1)
+    third = f.conv2d(f.max_pool2d(x, 3, 1, 1), p[6], p[7])
+    return T().cat([first, second, third], dim=1)
+
+
+def concat_last_axis(rng, batch):
+    n_in, a, b = (int(v) for v in rng.integers(1, 8, size=3))
+    module = nt.Concat(-1, nt.Linear(n_in, a), nt.Linear(n_in, b, bias=False))
+    return module, rng.standard_normal((batch, n_in))
+
+
+def concat_last_axis_reference(m, x, p, b):
+    return T().cat([F().linear(x, p[0], p[1]), F().linear(x, p[2])], dim=-1)
+
+
+def residual_block(rng, batch):
+    """The issue's block: ConcatTable(body, Identity) -> CAddTable -> ReLU, with BatchNorm + scaling."""
+    c = int(rng.integers(1, 4))
+    body = nt.Sequential(nt.Conv2d(c, c, 3), nt.BatchNormalization(0.9, n_features=c),
+                         nt.ChannelwiseScaling(c), nt.ReLU(), nt.Conv2d(c, c, 3))
+    body[2].gamma[:] = rng.uniform(0.5, 2, size=c)
+    body[2].beta[:] = rng.standard_normal(c)
+    module = nt.Sequential(nt.ConcatTable(body, nt.Identity()), nt.CAddTable(), nt.ReLU())
+    height, width = (int(v) for v in rng.integers(2, 6, size=2))
+    return module, image(rng, max(batch, 2), c, height, width)
+
+
+def residual_block_reference(m, x, p, b):
+    f = F()
+    y = f.conv2d(x, p[0], p[1], padding=1)
+    y = f.batch_norm(y, b[0], b[1], training=m.training, momentum=0.1, eps=nt.BatchNormalization.EPS)
+    y = f.relu(y * p[2].view(1, -1, 1, 1) + p[3].view(1, -1, 1, 1))
+    return f.relu(f.conv2d(y, p[4], p[5], padding=1) + x)
+
+
+def same_shape_table(rng, batch):
+    count = int(rng.integers(1, 5))
+    shape = (batch, *(int(d) for d in rng.integers(1, 4, size=int(rng.integers(1, 4)))))
+    return [rng.standard_normal(shape) for _ in range(count)]
+
+
+def product(tensors):
+    result = tensors[0]
+    for tensor in tensors[1:]:
+        result = result * tensor
+    return result
+
+
+def join_table(rng, batch):
+    ndim = int(rng.integers(2, 5))
+    dim = int(rng.integers(-ndim, ndim))
+    shape = [batch, *(int(d) for d in rng.integers(1, 4, size=ndim - 1))]
+    entries = []
+    for _ in range(int(rng.integers(1, 4))):
+        shape[dim] = batch if dim in (0, -ndim) else int(rng.integers(1, 4))
+        entries.append(rng.standard_normal(shape))
+    return nt.JoinTable(dim), entries
+
+
+def select_table(rng, batch):
+    """A nested table [a, [b, c], d]; the index picks an array or the inner table."""
+    entries = [features(rng, batch), [features(rng, batch), features(rng, batch)], features(rng, batch)]
+    return nt.SelectTable(int(rng.integers(-3, 3))), entries
+
+
+def copy_reference(x):
+    return [copy_reference(entry) for entry in x] if isinstance(x, list) else x * 1
+
+
+def global_avg_pool(rng, batch):
+    height, width = (int(v) for v in rng.integers(1, 6, size=2))
+    return nt.GlobalAvgPool2d(), image(rng, batch, int(rng.integers(1, 5)), height, width)
 
 
 MODULES = [
@@ -207,9 +340,30 @@ MODULES = [
                modes=("evaluate",)),
     ModuleCase("BatchNormalization/4d", batch_norm_4d, batch_norm_reference,
                modes=("train", "evaluate")),
+    ModuleCase("SyncBatchNormalization/train", synchronised(batch_norm_train), batch_norm_reference,
+               gradcheck_batches=(2, 3)),
+    ModuleCase("SyncBatchNormalization/4d", synchronised(batch_norm_4d), batch_norm_reference,
+               modes=("train", "evaluate")),
     ModuleCase("ChannelwiseScaling", channelwise_scaling(2), channelwise_reference),
     ModuleCase("ChannelwiseScaling/4d", channelwise_scaling(4), channelwise_reference),
     ModuleCase("Sequential/cnn", small_cnn, small_cnn_reference),
+    ModuleCase("GlobalAvgPool2d", global_avg_pool, lambda m, x, p, b: x.mean(dim=(2, 3))),
+    ModuleCase("ConcatTable", concat_table, concat_table_reference),
+    ModuleCase("ConcatTable/table-input", concat_table_of_tables,
+               lambda m, x, p, b: [x[0] * 1, sum(x[1:], x[0] * 1), copy_reference(x)]),
+    ModuleCase("ParallelTable", parallel_table, lambda m, x, p, b: [F().linear(x[0], *p), F().relu(x[1])]),
+    ModuleCase("Concat/inception", inception, inception_reference),
+    ModuleCase("Concat/last-axis", concat_last_axis, concat_last_axis_reference),
+    ModuleCase("Sequential/residual", residual_block, residual_block_reference, modes=("train", "evaluate"),
+               gradcheck_batches=(2, 3)),
+    ModuleCase("CAddTable", lambda rng, batch: (nt.CAddTable(), same_shape_table(rng, batch)),
+               lambda m, x, p, b: sum(x[1:], x[0] * 1)),
+    ModuleCase("CMulTable", lambda rng, batch: (nt.CMulTable(), same_shape_table(rng, batch)),
+               lambda m, x, p, b: product(x) * 1),
+    ModuleCase("JoinTable", join_table, lambda m, x, p, b: T().cat(x, dim=m.dim)),
+    ModuleCase("SelectTable", select_table, lambda m, x, p, b: copy_reference(x[m.index])),
+    ModuleCase("Identity/table", lambda rng, batch: (nt.Identity(), select_table(rng, batch)[1]),
+               lambda m, x, p, b: copy_reference(x)),
 ]
 
 

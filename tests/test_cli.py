@@ -149,8 +149,9 @@ def test_python_m_numtorch_exit_status_and_stderr(tmp_path):
 
 
 def test_core_import_needs_no_extras():
-    code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli; "
-            "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'torch') if m in sys.modules))")
+    code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli, "
+            "numtorch.distributed; extras = ('tqdm', 'matplotlib', 'sklearn', 'torch', 'mpi4py', "
+            "'threadpoolctl'); print(sorted(m for m in extras if m in sys.modules))")
     result = python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -259,6 +260,44 @@ def test_curve_panels_have_axis_labels(tmp_path, monkeypatch):
     close(figures[0])
 
 
+def test_out_is_checked_before_the_data_is_loaded(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = numtorch_command("train", "--data", tmp_path / "absent.npz", "--out", tmp_path / "notes.txt")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"numtorch train: error: --out {tmp_path / 'notes.txt'}: this is a file, not a "
+                             "folder: give a folder (it is created if absent)\n")
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+HOLD = ("import sys; from numtorch.run_folder import claim; folder = claim(sys.argv[1]); "
+        "print('held', flush=True); input()")
+
+
+def test_one_run_per_output_folder_and_stale_locks(tmp_path):
+    """A folder another process holds is refused (a new run and a --resume alike); once that process
+    is killed, its lock file is stale and the next run takes it over, saying so."""
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        for extra in ([], ["--resume"]):
+            result = numtorch_command("train", *FAST, "--no-progress", "--out", out, *extra)
+            assert result.returncode == 1 and result.stdout == ""
+            assert result.stderr.startswith(f"numtorch train: error: --out {out} is in use by another run "
+                                            f"(PID {holder.pid}, since "), result.stderr
+            assert result.stderr.endswith("): wait for it to end, or choose another --out\n")
+    finally:
+        holder.kill()
+        holder.wait()
+    result = numtorch_command("train", *FAST, "--no-progress", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (f"numtorch train: note: took over the lock of {out} from PID {holder.pid}, "
+                             "a run that ended without releasing it\n")
+    assert sorted(p.name for p in out.iterdir()) == sorted(cli.OUTPUTS)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds a descriptor's file through /proc")
 def test_train_replaces_planted_symlinks_and_never_leaves_a_half_written_file(tmp_path, monkeypatch, capsys):
     """Every output is written to a temporary file and renamed: a symlink planted at OUT/history.json
@@ -309,3 +348,14 @@ def test_custom_makes_a_model_with_your_own_layers_loadable(tmp_path, capsys):
                             ("no_such_module_here", "no_such_module")):
         assert run("summary", tmp_path / "m.npz", "--custom", custom) == 1
         assert message in one_error_line(capsys)
+
+
+def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, capsys, monkeypatch):
+    chosen = []
+    monkeypatch.setattr("numtorch.cli.set_num_threads", chosen.append)
+    assert run("train", *FAST, "--epochs", "1", "--threads", "1", "--out", tmp_path / "fixed") == 0
+    assert run("train", *FAST, "--epochs", "1", "--out", tmp_path / "auto") == 0
+    assert chosen == [1]
+    capsys.readouterr()
+    assert run("train", "--threads", "0") == 2
+    assert "argument --threads: expected auto or an integer >= 1, got '0'" in one_error_line(capsys)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numtorch as nt
-from harness import set_mode
+from harness import as_float, copy_data, random_like, set_mode
 from module_table import MODULES
 from numtorch import io
 from numtorch.module import flatten
@@ -19,8 +19,8 @@ def run(module, x, grad_output, rng_state):
     """Forward and backward from a fixed RNG state; copies of everything that comes out."""
     nt.set_rng_state(rng_state)
     module.zeroGradParameters()
-    output = module.forward(x).copy()
-    grad_input = module.backward(x, grad_output).copy()
+    output = copy_data(module.forward(x))
+    grad_input = copy_data(module.backward(x, grad_output))
     return output, grad_input, [g.copy() for g in flatten(module.getGradParameters())]
 
 
@@ -34,7 +34,7 @@ def test_round_trip_gives_identical_forward_and_backward(tmp_path, case, mode):
     rng = np.random.default_rng(0)
     nt.manual_seed(0)
     module, x = case.build(rng, 4)
-    x = np.asarray(x, dtype=np.float32)
+    x = as_float(x)
     set_mode(module, "train")
     module.forward(x)  # moves any running statistics away from their initial values
     set_mode(module, mode)
@@ -48,8 +48,7 @@ def test_round_trip_gives_identical_forward_and_backward(tmp_path, case, mode):
         assert ours is not theirs and ours.dtype == theirs.dtype
         np.testing.assert_array_equal(ours, theirs)
     state = nt.get_rng_state()
-    output = module.forward(x)
-    grad_output = rng.standard_normal(output.shape).astype(np.float32)
+    grad_output = random_like(rng, module.forward(x))
     for a, b in zip(run(module, x, grad_output, state), run(loaded, x, grad_output, state)):
         for ours, theirs in zip(flatten([a]), flatten([b])):
             np.testing.assert_array_equal(ours, theirs)

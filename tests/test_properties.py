@@ -26,8 +26,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import numtorch
-from harness import CriterionCase, ModuleCase, import_torch, set_mode
+from harness import (
+    CriterionCase,
+    ModuleCase,
+    as_float,
+    assert_unchanged,
+    copy_data,
+    dtypes_of,
+    import_torch,
+    random_like,
+    set_mode,
+    to_torch,
+)
 from module_table import CRITERIONS, MODULES
+from numtorch._table import leaves, map_table, shape_of
 from numtorch.module import flatten
 
 torch = import_torch()
@@ -53,7 +65,9 @@ def magnitudes():
 
 
 def rescale(x, magnitude, dtype):
-    """``x`` scaled so its largest |element| is ``magnitude``, in ``dtype``."""
+    """``x`` scaled so its largest |element| is ``magnitude``, in ``dtype`` (a table: every array)."""
+    if isinstance(x, list):
+        return [rescale(entry, magnitude, dtype) for entry in x]
     x = np.asarray(x, dtype=np.float64)
     peak = np.max(np.abs(x)) if x.size else 0.0
     if peak > 0:
@@ -74,8 +88,9 @@ def push_to_extremes(p, rng, dtype, zero_allowed=True):
     return p.astype(dtype)
 
 
-def assert_finite(array, what):
-    assert np.all(np.isfinite(array)), f"{what} has non-finite values: {array}"
+def assert_finite(data, what):
+    for array in leaves(data):
+        assert np.all(np.isfinite(array)), f"{what} has non-finite values: {array}"
 
 
 def module_params():
@@ -97,7 +112,8 @@ def reference_shape(case, module, x, params, buffers):
     """The output shape PyTorch gives for the row's reference on ``x`` (called after forward:
     a reference may read what forward drew, such as Dropout's mask)."""
     with torch.no_grad():
-        return tuple(case.reference(module, torch.tensor(x.astype(np.float32)), params, buffers).shape)
+        expected = case.reference(module, to_torch(torch, as_float(x)), params, buffers)
+        return map_table(lambda tensor: tuple(tensor.shape), expected)
 
 
 @pytest.mark.parametrize("case,mode", module_params())
@@ -115,42 +131,44 @@ def check_module_properties(case, mode, seed, batch, dtype, param_dtype, magnitu
     module.astype(param_dtype)
     set_mode(module, mode)
     x = rescale(x, magnitude, dtype)
-    x_before = x.copy()
+    x_before = copy_data(x)
     params, buffers = torch_copies(module)
 
     with strict_floats():
         output = module.forward(x)
     expected_shape = reference_shape(case, module, x, params, buffers)
-    np.testing.assert_array_equal(x, x_before, err_msg=f"{case}: forward modified its input")
-    assert output.shape == expected_shape, f"{case}: output shape {output.shape}, PyTorch {expected_shape}"
-    assert output.dtype == dtype, f"{case}: output dtype {output.dtype} for {np.dtype(dtype)} input"
+    assert_unchanged(x, x_before, f"{case}: forward modified its input")
+    assert shape_of(output) == expected_shape, (
+        f"{case}: output shape {shape_of(output)}, PyTorch {expected_shape}")
+    assert dtypes_of(output) == {np.dtype(dtype).name}, (
+        f"{case}: output dtype {', '.join(sorted(dtypes_of(output)))} for {np.dtype(dtype)} input")
     assert_finite(output, f"{case} output")
-    output_kept = output.copy()
+    output_kept = copy_data(output)
 
-    grad_output = rng.standard_normal(output.shape).astype(dtype)
-    grad_output_before = grad_output.copy()
+    grad_output = random_like(rng, output, dtype)
+    grad_output_before = copy_data(grad_output)
     module.zeroGradParameters()
     with strict_floats():
         grad_input = module.backward(x, grad_output)
-    np.testing.assert_array_equal(x, x_before, err_msg=f"{case}: backward modified its input")
-    np.testing.assert_array_equal(grad_output, grad_output_before,
-                                  err_msg=f"{case}: backward modified gradOutput")
-    assert grad_input.shape == x.shape, f"{case}: gradInput shape {grad_input.shape}, input {x.shape}"
-    assert grad_input.dtype == dtype, f"{case}: gradInput dtype {grad_input.dtype}, input {np.dtype(dtype)}"
+    assert_unchanged(x, x_before, f"{case}: backward modified its input")
+    assert_unchanged(grad_output, grad_output_before, f"{case}: backward modified gradOutput")
+    assert shape_of(grad_input) == shape_of(x), (
+        f"{case}: gradInput shape {shape_of(grad_input)}, input {shape_of(x)}")
+    assert dtypes_of(grad_input) == {np.dtype(dtype).name}, (
+        f"{case}: gradInput dtype {dtypes_of(grad_input)}, input {np.dtype(dtype)}")
     assert_finite(grad_input, f"{case} gradInput")
     for i, grad in enumerate(flatten(module.getGradParameters())):
         assert_finite(grad, f"{case} parameter gradient {i}")
-    np.testing.assert_array_equal(output, output_kept,
-                                  err_msg=f"{case}: backward changed the array forward returned")
+    assert_unchanged(output, output_kept, f"{case}: backward changed the array forward returned")
 
     # A second call on other values of the same shape must leave the first call's output alone.
-    x2 = rescale(rng.standard_normal(x.shape), magnitude, dtype)
+    x2 = map_table(lambda array: rescale(rng.standard_normal(array.shape), magnitude, dtype), x)
     with strict_floats():
         output2 = module.forward(x2)
-        module.backward(x2, rng.standard_normal(output2.shape).astype(dtype))
-    assert output2 is not output, f"{case}: forward returned the same array object twice"
-    np.testing.assert_array_equal(output, output_kept,
-                                  err_msg=f"{case}: a later call changed the array forward returned")
+        module.backward(x2, random_like(rng, output2, dtype))
+    assert not {id(a) for a in leaves(output2)} & {id(a) for a in leaves(output)}, (
+        f"{case}: forward returned the same array object twice")
+    assert_unchanged(output, output_kept, f"{case}: a later call changed the array forward returned")
 
 
 @pytest.mark.parametrize("case", CRITERIONS, ids=str)

@@ -6,6 +6,7 @@ from harness import (
     check_criterion_against_torch,
     check_criterion_gradcheck,
     check_module_against_torch,
+    check_module_direct_calls,
     check_module_gradcheck,
     check_module_input_dtype_and_layout,
     import_torch,
@@ -40,6 +41,11 @@ def test_module_gradcheck(case, mode):
 @pytest.mark.parametrize("case,mode", module_params())
 def test_module_float64_and_strided_inputs(case, mode):
     check_module_input_dtype_and_layout(case, mode)
+
+
+@pytest.mark.parametrize("case,mode", module_params())
+def test_module_direct_calls(case, mode):
+    check_module_direct_calls(case, mode)
 
 
 @pytest.mark.parametrize("seed,batch", SEEDS_AND_BATCHES)

@@ -45,6 +45,27 @@ def check_float_array(owner, array, what="input", batch=True):
         raise ValueError(f"{label(owner)}: expected {what} with a non-empty batch, got shape {array.shape}")
 
 
+def check_data(owner, data, what="input", kind="array"):
+    """What flows through a network: with ``kind`` "array" a float array batch
+    (``check_float_array``); "table" a non-empty list of arrays or tables (nested lists);
+    "any" either. A table is checked entry by entry, each entry named by its index."""
+    if kind == "array" or (kind == "any" and not isinstance(data, list)):
+        check_float_array(owner, data, what)
+        return
+    if not isinstance(data, list):
+        raise TypeError(
+            f"{label(owner)}: expected {what} as a table (a list of arrays), got {describe(data)}")
+    if not data:
+        raise ValueError(f"{label(owner)}: expected {what} as a non-empty table, got an empty list")
+    for i, entry in enumerate(data):
+        if not isinstance(entry, (list, np.ndarray)):
+            raise TypeError(
+                f"{label(owner)}: expected {what} as a NumPy float array or a table (list) of them, got a "
+                f"list holding {describe(entry)} at [{i}] (convert numbers with np.asarray(..., "
+                "dtype=np.float32))")
+        check_data(owner, entry, f"{what}[{i}]", "any")
+
+
 def check_finite(owner, array, what="target"):
     """No NaN or infinity in ``array``; the message shows the first offending value and where."""
     if np.isfinite(array).all():  # one mask of a byte a value; the position is looked for only on failure

@@ -19,6 +19,11 @@ with status 2 for bad arguments, 1 for anything else the command cannot do
 traceback unless ``NUMTORCH_TRACEBACK=1`` is set. A closed standard output
 (``numtorch summary m.npz | head -2``) silences the rest of the output, not
 the work, and is no error (exit status 0).
+
+``mpiexec -n N numtorch train ...`` trains data-parallel on N processes
+(``numtorch.distributed``), ``--batch-size`` being the global batch; rank 0
+alone prints and claims and writes ``--out``. An error on any rank prints
+that rank's message and ends the whole job (``MPI_Abort``) with status 1.
 """
 
 import argparse
@@ -33,6 +38,7 @@ import numpy as np
 import scipy
 
 import numtorch
+from numtorch import distributed, run_folder
 from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
@@ -42,9 +48,11 @@ from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from numtorch.module import Module, flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
+from numtorch.threads import set_num_threads
 from numtorch.train import evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+OUTPUTS = ("model.npz", "checkpoint.npz", "history.json", "curves.png", "confusion.png")
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
 
@@ -57,7 +65,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def say(*parts):
-    """Print a line on stdout. A closed stdout (``| head``) silences the rest of the output, not the work."""
+    """Print a line on stdout (rank 0's alone under mpiexec). A closed stdout (``| head``) silences the
+    rest of the output, not the work."""
+    if not distributed.is_root():
+        return
     try:
         print(*parts, flush=True)
     except BrokenPipeError:
@@ -98,6 +109,16 @@ def positive_float(text):
     return value
 
 
+def thread_count(text):
+    """``auto`` or an int >= 1: the ``--threads`` option."""
+    if text == "auto":
+        return text
+    try:
+        return integer(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}") from None
+
+
 def hidden_sizes(text):
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -135,6 +156,9 @@ def build_parser():
     train.add_argument("--out", help="output directory (default: runs/<data>-<model>)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    train.add_argument("--threads", type=thread_count, default="auto",
+                       help="BLAS threads: auto (measured while training, re-measured when the load "
+                            "changes) or a fixed N, for results repeatable to the bit (default: auto)")
 
     evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
     evaluate_command.add_argument("model", metavar="MODEL.npz")
@@ -269,16 +293,28 @@ def plot_confusion(confusion, accuracy, path):
 
 
 def command_train(args):
-    started = time.perf_counter()
-    (X, y), (X_test, y_test), note = load_data(args.data)
-    (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
-    classes = int(max(y.max(), y_test.max())) + 1
+    """Claim the output folder (checked and locked before any data is loaded), then train in it."""
     out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
+    if not distributed.is_root():  # under mpiexec rank 0 alone claims and writes the folder
+        return train_in(out, args)
+    with run_folder.claim(out, OUTPUTS) as folder:
+        if folder.stale_pid is not None:
+            print(f"numtorch train: note: took over the lock of {out} from PID {folder.stale_pid}, "
+                  "a run that ended without releasing it", file=sys.stderr)
+        return train_in(out, args)
+
+
+def train_in(out, args):
+    started = time.perf_counter()
     checkpoint = os.path.join(out, "checkpoint.npz")
     if args.resume and not os.path.exists(checkpoint):
         raise FileNotFoundError(f"--resume: no checkpoint to resume from at {checkpoint}")
-    os.makedirs(out, exist_ok=True)
+    (X, y), (X_test, y_test), note = load_data(args.data)
+    (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
+    classes = int(max(y.max(), y_test.max())) + 1
 
+    if args.threads != "auto":
+        set_num_threads(args.threads)
     manual_seed(args.seed)
     model, input_shape = build_model(args.model, X.shape[1:], args.hidden, classes)
     X_train, X_val, X_test = (fit_to(a, input_shape, "--data") for a in (X_train, X_val, X_test))
@@ -286,15 +322,17 @@ def command_train(args):
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     parameters = sum(p.size for p in flatten(model.getParameters()))
     say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
-          f"{classes} classes")
+        f"{classes} classes")
     say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, seed {args.seed}")
+        f"{args.epochs} epochs, seed {args.seed}{processes_note()}")
 
     history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
                   resume=args.resume, progress=args.progress)
     test = evaluate(model, X_test, y_test)
     seconds = time.perf_counter() - started
+    if not distributed.is_root():
+        return 0
 
     save(model, os.path.join(out, "model.npz"), input_shape=input_shape)
     record = {"data": args.data, "model": args.model, "hidden": args.hidden, "optimizer": args.optimizer,
@@ -307,8 +345,8 @@ def command_train(args):
     plot_curves(history, os.path.join(out, "curves.png"))
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
     say(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
-          f"({seconds:.1f} s)")
-    say(f"wrote {out}/: model.npz checkpoint.npz history.json curves.png confusion.png")
+        f"({seconds:.1f} s)")
+    say(f"wrote {out}/: {' '.join(OUTPUTS)}")
     return 0
 
 
@@ -331,6 +369,11 @@ def custom_layers(specs):
             raise ValueError(f"--custom {spec}: defines no numtorch Module subclass")
         classes += found
     return classes
+
+
+def processes_note():
+    """``", 3 processes (global batch)"`` under mpiexec, else ``""``."""
+    return f", {distributed.size()} processes (global batch)" if distributed.size() > 1 else ""
 
 
 def command_evaluate(args):
@@ -387,14 +430,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     who = f"numtorch {args.command}"
     try:
+        who += distributed.describe()
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{who}: interrupted", file=sys.stderr)
+        distributed.abort(130)  # under mpiexec: end every rank (the others may wait in a collective)
         return 130
     except Exception as error:
         if os.environ.get("NUMTORCH_TRACEBACK") == "1":
             raise
         print(f"{who}: error: {error_text(error)}", file=sys.stderr)
+        distributed.abort(1)
         return 1
 
 

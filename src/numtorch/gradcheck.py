@@ -1,6 +1,6 @@
 """Finite-difference gradient checks (the Torch7 ``nn.Jacobian`` idea).
 
-Any module or criterion goes through in one line::
+Any module or criterion (tables in and out included) goes through in one line::
 
     assert numtorch.gradcheck(MyLayer(5), np.random.randn(3, 5)) <= 1e-6
 
@@ -15,7 +15,8 @@ import copy
 
 import numpy as np
 
-from numtorch._checks import check_float_array, check_int, check_number, label
+from numtorch._checks import check_data, check_float_array, check_int, check_number, label
+from numtorch._table import leaves, map_table
 from numtorch.module import Criterion, Module, flatten
 from numtorch.random import get_rng_state, set_rng_state
 
@@ -40,17 +41,23 @@ def gradcheck(module, input, target=None, eps=1e-6, seed=0):
 
     ``module``: a Module (input and every parameter gradient are checked) or a
     Criterion (pass ``target``; the input gradient is checked). ``input`` is
-    converted to float64. Returns a float; below about 1e-6 means correct.
+    converted to float64; for a module it may be a table (a list of arrays,
+    nested lists allowed), and so may its output. Returns a float; below about
+    1e-6 means correct.
     """
     if not isinstance(module, (Module, Criterion)):
         raise TypeError(f"gradcheck: expected a Module or Criterion, got {type(module).__name__}")
-    check_float_array(f"gradcheck({label(module)})", input, "input")
+    who = f"gradcheck({label(module)})"
+    if isinstance(module, Criterion):
+        check_float_array(who, input, "input")
+    else:
+        check_data(who, input, "input", "any")
     if isinstance(module, Criterion) and target is None:
         raise ValueError(f"gradcheck: {label(module)} is a criterion and needs a target "
                          "(expected a target array, got None)")
     eps = check_number("gradcheck", eps, "eps", low=0, low_open=True)
     seed = check_int("gradcheck", seed, "seed", low=0)
-    x = np.array(input, dtype=np.float64)
+    x = map_table(lambda array: np.array(array, dtype=np.float64), input)
     if isinstance(module, Criterion):
         criterion = copy.deepcopy(module)
         analytic = criterion.backward(x, target).copy()
@@ -64,18 +71,19 @@ def gradcheck(module, input, target=None, eps=1e-6, seed=0):
         set_rng_state(rng_state)
         return module.forward(x)
 
-    output = run()
-    direction = np.random.default_rng(seed).standard_normal(output.shape)
+    rng = np.random.default_rng(seed)
+    direction = map_table(lambda output: rng.standard_normal(output.shape), run())
 
     def objective():
-        return float(np.sum(run() * direction))
+        return float(sum(np.sum(output * d) for output, d in zip(leaves(run()), leaves(direction))))
 
     module.zeroGradParameters()
     run()
-    analytic_input = module.backward(x, direction).copy()
+    analytic_input = [g.copy() for g in leaves(module.backward(x, direction))]
     analytic_params = [g.copy() for g in flatten(module.getGradParameters())]
-    errors = [np.max(np.abs(analytic_input - _numeric_gradient(objective, x, eps)))]
+    errors = [np.max(np.abs(analytic - _numeric_gradient(objective, array, eps)), initial=0.0)
+              for array, analytic in zip(leaves(x), analytic_input)]
     for param, analytic in zip(flatten(module.getParameters()), analytic_params):
-        errors.append(np.max(np.abs(analytic - _numeric_gradient(objective, param, eps))))
+        errors.append(np.max(np.abs(analytic - _numeric_gradient(objective, param, eps)), initial=0.0))
     set_rng_state(rng_state)
     return float(max(errors))

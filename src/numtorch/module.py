@@ -15,7 +15,8 @@ keyword arguments its constructor needs to rebuild an equivalent module
 
 import numpy as np
 
-from numtorch._checks import FLOAT_DTYPES, check_float_array, label
+from numtorch._checks import FLOAT_DTYPES, check_data, check_float_array, label
+from numtorch._table import shape_of
 
 
 class Module:
@@ -24,6 +25,14 @@ class Module:
     ``forward(input)`` computes ``output``; ``backward(input, gradOutput)``
     computes ``gradInput`` and ADDS the parameter gradients of this batch into
     the gradient arrays (Torch7 semantics: call ``zeroGradParameters`` first).
+    ``updateOutput``, ``updateGradInput`` and ``accGradParameters`` may also be
+    called directly, as Torch7 allows (and the course notebook's tests do).
+
+    What flows through a module is an array or, where the module's meaning
+    calls for it, a *table*: a Python list of arrays, nested lists allowed
+    (Torch7's Lua tables). ``input_kind`` says what a module takes: "array"
+    (the default), "table" (CAddTable, JoinTable, ...) or "any" (Identity,
+    containers); ``forward`` and ``backward`` check it, entry by entry.
 
     ``needs_input_grad = False`` on a network's first layer skips computing the
     gradient with respect to the data, which training never uses (PyTorch skips
@@ -35,6 +44,7 @@ class Module:
     """
 
     needs_input_grad = True
+    input_kind = "array"
     _parameters = ()
     _gradients = ()
     _buffers = ()
@@ -77,9 +87,11 @@ class Module:
 
     def forward(self, input):
         """Compute, store and return ``output`` for ``input``."""
-        check_float_array(self, input, "input")
-        self._input_shape = input.shape
-        return self.updateOutput(input)
+        check_data(self, input, "input", self.input_kind)
+        self.updateOutput(input)
+        # What backward checks its input against, valid while ``output`` is this forward's.
+        self._forward_record = (shape_of(input), self.output)
+        return self.output
 
     def backward(self, input, gradOutput):
         """Compute ``gradInput`` and accumulate parameter gradients; return ``gradInput``."""
@@ -92,21 +104,24 @@ class Module:
         return self.gradInput
 
     def check_backward(self, input, gradOutput):
-        """``backward`` comes after a ``forward`` on an input of the same shape, with a gradOutput
-        of the output's shape."""
+        """``backward`` comes after a forward (or a direct ``updateOutput``), with a gradOutput of the
+        output's shape and, after ``forward``, an input of the forward input's shape (tables: entry by
+        entry)."""
         if self.output is None:
             raise ValueError(f"{label(self)}: backward called before forward")
-        check_float_array(self, input, "input")
-        check_float_array(self, gradOutput, "gradOutput")
-        if input.shape != self._input_shape:
+        check_data(self, input, "input", self.input_kind)
+        check_data(self, gradOutput, "gradOutput", "any")
+        shape = shape_of(input)
+        input_shape, output = getattr(self, "_forward_record", (None, None))
+        if output is self.output and shape != input_shape:
             raise ValueError(
                 f"{label(self)}: expected backward's input of the forward input's shape "
-                f"{self._input_shape}, got {input.shape}"
+                f"{input_shape}, got {shape}"
             )
-        if gradOutput.shape != self.output.shape:
+        if shape_of(gradOutput) != shape_of(self.output):
             raise ValueError(
-                f"{label(self)}: expected gradOutput of the output's shape {self.output.shape}, "
-                f"got {gradOutput.shape}"
+                f"{label(self)}: expected gradOutput of the output's shape {shape_of(self.output)}, "
+                f"got {shape_of(gradOutput)}"
             )
 
     def updateOutput(self, input):
@@ -194,6 +209,12 @@ class Criterion:
 
     def __repr__(self):
         return type(self).__name__
+
+
+def matching(param, dtype):
+    """``param`` in the input's dtype (a copy only when they differ): a module computes in the dtype
+    of its input, whatever its parameters' dtype."""
+    return param if param is None or param.dtype == dtype else param.astype(dtype)
 
 
 def flatten(nested):

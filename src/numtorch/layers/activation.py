@@ -3,18 +3,24 @@
 import numpy as np
 
 from numtorch._checks import check_number
+from numtorch._table import map_table
 from numtorch.module import Module
 
 
 class Identity(Module):
-    """``y = x`` (the output is a copy, so callers may keep it)."""
+    """``y = x`` for an array or a table (the output is a copy, so callers may keep it).
+
+    The skip branch of a residual block: ``ConcatTable(body, Identity())``.
+    """
+
+    input_kind = "any"
 
     def updateOutput(self, input):
-        self.output = input.copy()
+        self.output = map_table(np.copy, input)
         return self.output
 
     def updateGradInput(self, input, gradOutput):
-        self.gradInput = gradOutput.copy()
+        self.gradInput = map_table(np.copy, gradOutput)
         return self.gradInput
 
 

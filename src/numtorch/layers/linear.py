@@ -4,13 +4,8 @@ import numpy as np
 
 from numtorch._blas import add_matmul_tn, affine, matmul
 from numtorch._checks import check_positive_int, check_shape
-from numtorch.module import Module
+from numtorch.module import Module, matching
 from numtorch.random import generator
-
-
-def matching(param, dtype):
-    """``param`` in the input's dtype (a copy only when they differ)."""
-    return param if param is None or param.dtype == dtype else param.astype(dtype)
 
 
 class Linear(Module):

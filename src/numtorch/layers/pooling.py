@@ -11,7 +11,7 @@ pass writes every input position once instead of adding into zeros.
 import numpy as np
 
 from numtorch._checks import check_pair, check_shape, check_window
-from numtorch.layers.conv import (
+from numtorch.layers._spatial import (
     Scratch,
     channels_last,
     offset_slices,
@@ -154,3 +154,26 @@ class AvgPool2d(_Pool2d):
         grad = channels_last(gradOutput) * scale
         self.gradInput = self._grad_input(input, gradOutput, lambda i, j: grad)
         return self.gradInput
+
+
+class GlobalAvgPool2d(Module):
+    """Mean over all positions of each channel: ``y[n, c] = sum_{h, w} x[n, c, h, w] / (H W)``.
+
+    The head of a ResNet (PyTorch's ``AdaptiveAvgPool2d(1)`` followed by ``flatten(1)``).
+    Shape: input (N, C, H, W) -> output (N, C).
+    Backward: every position receives ``g[n, c] / (H W)``.
+    """
+
+    def updateOutput(self, input):
+        check_shape(self, input, (None, None, None, None))
+        self.output = input.mean(axis=(2, 3))
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        n, c, h, w = input.shape
+        grad = np.empty((n, h, w, c), gradOutput.dtype)
+        grad[...] = (gradOutput * gradOutput.dtype.type(1.0 / (h * w)))[:, None, None, :]
+        # Channels-last memory, as the other spatial layers give.
+        self.gradInput = grad.transpose(0, 3, 1, 2)
+        return self.gradInput
+
