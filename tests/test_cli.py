@@ -150,8 +150,9 @@ def test_python_m_numtorch_exit_status_and_stderr(tmp_path):
 
 def test_core_import_needs_no_extras():
     code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli, "
-            "numtorch.distributed; extras = ('tqdm', 'matplotlib', 'sklearn', 'torch', 'mpi4py', "
-            "'threadpoolctl'); print(sorted(m for m in extras if m in sys.modules))")
+            "numtorch.distributed, numtorch.inspector; extras = ('tqdm', 'matplotlib', 'sklearn', 'torch', "
+            "'mpi4py', 'threadpoolctl', 'tensorboardX', 'tensorboard'); "
+            "print(sorted(m for m in extras if m in sys.modules))")
     result = python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -359,3 +360,53 @@ def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, c
     capsys.readouterr()
     assert run("train", "--threads", "0") == 2
     assert "argument --threads: expected auto or an integer >= 1, got '0'" in one_error_line(capsys)
+
+
+def test_train_inspect_writes_the_records_and_the_picture_and_inspect_reads_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", *FAST, "--no-progress", "--inspect", "3", "--out", out) == 0
+    assert "inspect.json inspect.png" in capsys.readouterr().out
+    report = json.loads((out / "inspect.json").read_text())
+    assert report["every"] == 3 and [r["step"] for r in report["records"]][:3] == [1, 4, 7]
+    assert [m["name"] for m in report["modules"]] == ["(0) Linear", "(1) ReLU", "(2) Linear"]
+    (out / "inspect.png").unlink()
+    assert run("inspect", out) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == (f"{out / 'inspect.json'}: 3 modules, {len(report['records'])} records every 3 "
+                          f"steps, steps 1 to {report['records'][-1]['step']}")
+    assert printed[-1] == f"wrote {out / 'inspect.png'}"
+    assert (out / "inspect.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_inspect_prints_the_warnings_of_a_run_with_a_learning_rate_far_too_high(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("train", *FAST[:4], "--no-progress", "--inspect", "2", "--optimizer", "sgd", "--lr", "50",
+               "--out", out) in (0, 1)
+    live = capsys.readouterr().err
+    assert "numtorch inspect: warning: updates too large for the weights at step 1" in live
+    assert run("inspect", out) == 0
+    printed = capsys.readouterr().out
+    assert "warning at step 1: updates too large for the weights at step 1" in printed
+
+
+def test_inspect_without_a_report_says_what_writes_one(tmp_path, capsys):
+    assert run("inspect", tmp_path) == 1
+    assert one_error_line(capsys) == (f"numtorch inspect: error: {tmp_path / 'inspect.json'}: no such file "
+                                      "(numtorch train --inspect writes it)")
+    assert run("inspect", tmp_path / "none") == 1
+    assert one_error_line(capsys) == f"numtorch inspect: error: {tmp_path / 'none'}: no such folder"
+
+
+def test_train_tensorboard_writes_event_files(tmp_path, capsys):
+    pytest.importorskip("tensorboardX")
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "run"
+    assert run("train", *FAST, "--no-progress", "--tensorboard", tmp_path / "tb", "--out", out) == 0
+    events = accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "histograms": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"epoch/lr", "epoch/train_loss", "epoch/train_accuracy", "epoch/val_loss", "epoch/val_accuracy",
+            "train/loss", "0_Linear/W_update_ratio"} <= scalars
+    assert "1_ReLU/output" in events.Tags()["histograms"]
+    assert [e.step for e in events.Scalars("epoch/val_accuracy")] == [11, 22]  # 1,294 samples, batch 128
+    assert not (out / "inspect.json").exists()  # --tensorboard alone writes no inspect files

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import numtorch as nt
+from numtorch.io import load_checkpoint
 from numtorch.module import Module, flatten
 from numtorch.optim import SGD, Adam, StepLR
 from numtorch.random import generator
@@ -232,3 +233,65 @@ def test_fit_restores_the_flag_when_a_step_fails():
     with pytest.raises(RuntimeError, match="criterion failed"):
         fit(model, Failing(), SGD(model, lr=0.1), (X, y), epochs=1, progress=False)
     assert model.needs_input_grad is True
+
+
+class BlowUp(Module):
+    """Identity that puts an infinity into its output on training call ``at`` (a forward overflow)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def config(self):
+        return {"at": self.at}
+
+    def updateOutput(self, input):
+        self.output = input.copy()
+        if self.training:
+            self.calls += 1
+            if self.calls == self.at:
+                self.output[0, 0] = np.inf
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput.copy()
+        return self.gradInput
+
+
+def test_fit_inspect_records_every_k_steps_across_epochs_and_resumes_counting(tmp_path):
+    from numtorch.inspector import Inspector
+
+    X, y = blobs()
+    model = make_model()
+    optimizer = Adam(model, lr=0.02)
+    checkpoint = tmp_path / "ckpt.npz"
+    inspector = Inspector(model, every=4, echo=False)
+    fit(model, nt.CrossEntropyCriterion(), optimizer, (X, y), epochs=2, batch_size=40, progress=False,
+        checkpoint=checkpoint, inspect=inspector)
+    assert [r["step"] for r in inspector.records] == [1, 5]  # 3 steps an epoch
+    resumed = Inspector(model, every=4, echo=False)
+    fit(model, nt.CrossEntropyCriterion(), optimizer, (X, y), epochs=4, batch_size=40, progress=False,
+        checkpoint=checkpoint, resume=True, inspect=resumed)
+    assert [r["step"] for r in resumed.records] == [9]
+    with pytest.raises(TypeError, match="fit: expected inspect as an Inspector of the model"):
+        fit(model, nt.CrossEntropyCriterion(), optimizer, (X, y), epochs=1, progress=False,
+            inspect=Inspector(make_model(), echo=False))
+
+
+def test_fit_stops_at_the_first_non_finite_value_naming_step_module_and_what(tmp_path):
+    from numtorch.inspector import Inspector, NonFinite
+
+    X, y = blobs()
+    model = make_model(spy=None)
+    model.add(BlowUp(at=8))  # training step 8: epoch 3, its second batch
+    optimizer = SGD(model, lr=0.1)
+    checkpoint = tmp_path / "ckpt.npz"
+    with pytest.raises(NonFinite) as caught, np.errstate(invalid="ignore"):
+        fit(model, nt.CrossEntropyCriterion(), optimizer, (X, y), val=blobs(30, seed=1), epochs=5,
+            batch_size=40, progress=False, checkpoint=checkpoint, inspect=Inspector(model, echo=False))
+    assert caught.value.step == 8
+    assert str(caught.value).startswith("the first non-finite value is in the output of (4) BlowUp at step 8 "
+                                        "(1 inf of 120 values)")
+    again = make_model().add(BlowUp(at=8))
+    epoch, _ = load_checkpoint(checkpoint, again, SGD(again, lr=0.1))
+    assert epoch == 2  # the checkpoint before it is whole

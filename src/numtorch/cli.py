@@ -1,9 +1,13 @@
-"""The ``numtorch`` command: ``train``, ``evaluate`` and ``summary``.
+"""The ``numtorch`` command: ``train``, ``evaluate``, ``summary`` and ``inspect``.
 
 ``numtorch train`` loads a dataset, builds a preset network, fits it with
 progress bars, measures the test set and writes into ``--out``:
 ``model.npz``, ``checkpoint.npz`` (after every epoch; ``--resume`` continues
-from it), ``history.json``, ``curves.png`` and ``confusion.png``.
+from it), ``history.json``, ``curves.png`` and ``confusion.png``; with
+``--inspect [EVERY]`` also ``inspect.json`` and ``inspect.png``
+(``numtorch.inspector``; written even when training stops on a NaN), which
+``numtorch inspect RUN_DIR`` reads back. ``--tensorboard DIR`` writes
+TensorBoard event files.
 
 Data (``--data``):
 - ``digits``: scikit-learn's 8x8 digits, a fixed 80/20 split;
@@ -42,6 +46,9 @@ from numtorch import distributed, run_folder
 from numtorch.containers import Sequential
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
+from numtorch.inspector import DEFAULT_EVERY, Inspector, replay
+from numtorch.inspector import load as load_inspection
+from numtorch.inspector.plot import plot as plot_inspection
 from numtorch.io import architecture, load_with_metadata, save
 from numtorch.io.archive import atomic_write
 from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
@@ -53,6 +60,7 @@ from numtorch.train import evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
 OUTPUTS = ("model.npz", "checkpoint.npz", "history.json", "curves.png", "confusion.png")
+INSPECT_OUTPUTS = ("inspect.json", "inspect.png")
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
 
@@ -159,11 +167,23 @@ def build_parser():
     train.add_argument("--threads", type=thread_count, default="auto",
                        help="BLAS threads: auto (measured while training, re-measured when the load "
                             "changes) or a fixed N, for results repeatable to the bit (default: auto)")
+    train.add_argument("--inspect", nargs="?", const=DEFAULT_EVERY, type=integer(1), metavar="EVERY",
+                       help="record every layer's statistics every EVERY steps (default when given: "
+                            f"{DEFAULT_EVERY}), print warnings, write inspect.json and inspect.png")
+    train.add_argument("--tensorboard", metavar="DIR",
+                       help="write TensorBoard event files into DIR: loss, accuracy, learning rate, "
+                            "per-layer statistics and histograms (needs numtorch[tensorboard])")
 
     evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
     evaluate_command.add_argument("model", metavar="MODEL.npz")
     evaluate_command.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
     evaluate_command.add_argument("--custom", **CUSTOM_OPTION)
+
+    inspect_command = commands.add_parser(
+        "inspect", help="print the warnings of a run trained with --inspect and draw its inspect.png again")
+    inspect_command.add_argument("run", metavar="RUN_DIR",
+                                 help="the --out folder of numtorch train --inspect")
+    inspect_command.add_argument("--png", metavar="PATH", help="where to draw (default: RUN_DIR/inspect.png)")
 
     summary = commands.add_parser("summary", help="layers, output shapes and parameter counts")
     summary.add_argument("model", metavar="MODEL.npz")
@@ -297,11 +317,16 @@ def command_train(args):
     out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
     if not distributed.is_root():  # under mpiexec rank 0 alone claims and writes the folder
         return train_in(out, args)
-    with run_folder.claim(out, OUTPUTS) as folder:
+    with run_folder.claim(out, outputs(args)) as folder:
         if folder.stale_pid is not None:
             print(f"numtorch train: note: took over the lock of {out} from PID {folder.stale_pid}, "
                   "a run that ended without releasing it", file=sys.stderr)
         return train_in(out, args)
+
+
+def outputs(args):
+    """The files ``numtorch train`` writes into ``--out``."""
+    return OUTPUTS + (INSPECT_OUTPUTS if args.inspect else ())
 
 
 def train_in(out, args):
@@ -326,9 +351,22 @@ def train_in(out, args):
     say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
         f"{args.epochs} epochs, seed {args.seed}{processes_note()}")
 
-    history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
-                  epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
-                  resume=args.resume, progress=args.progress)
+    inspector = None
+    if (args.inspect or args.tensorboard) and distributed.is_root():
+        inspector = Inspector(model, every=args.inspect or DEFAULT_EVERY, tensorboard=args.tensorboard)
+        previous = os.path.join(out, "inspect.json")
+        if args.resume and args.inspect and os.path.exists(previous):
+            inspector.resume(load_inspection(previous))
+    try:
+        history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
+                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
+                      resume=args.resume, progress=args.progress, inspect=inspector)
+    finally:
+        if inspector is not None:
+            inspector.close()
+            if args.inspect and inspector.records:  # a run that stopped too: the records show what led there
+                inspector.save(os.path.join(out, "inspect.json"))
+                inspector.plot(os.path.join(out, "inspect.png"))
     test = evaluate(model, X_test, y_test)
     seconds = time.perf_counter() - started
     if not distributed.is_root():
@@ -346,7 +384,7 @@ def train_in(out, args):
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
     say(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
         f"({seconds:.1f} s)")
-    say(f"wrote {out}/: {' '.join(OUTPUTS)}")
+    say(f"wrote {out}/: {' '.join(outputs(args))}")
     return 0
 
 
@@ -423,7 +461,31 @@ def command_summary(args):
     return 0
 
 
-COMMANDS = {"train": command_train, "evaluate": command_evaluate, "summary": command_summary}
+def command_inspect(args):
+    if not os.path.isdir(args.run):
+        raise FileNotFoundError(f"{args.run}: no such folder")
+    path = os.path.join(args.run, "inspect.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file (numtorch train --inspect writes it)")
+    report = load_inspection(path)
+    steps = [record["step"] for record in report["records"]]
+    span = f", steps {steps[0]} to {steps[-1]}" if steps else ""
+    say(f"{path}: {len(report['modules'])} modules, {len(steps)} records every {report['every']} steps{span}")
+    warnings = replay(report["modules"], report["records"])
+    report["warnings"] = [{"key": list(w.key), "step": w.step, "text": w.text} for w in warnings]
+    for warning in warnings:
+        say(f"warning at step {warning.step}: {warning.text}")
+    if not warnings:
+        say("no warnings")
+    if steps:
+        png = args.png or os.path.join(args.run, "inspect.png")
+        plot_inspection(report, png)
+        say(f"wrote {png}")
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "summary": command_summary,
+            "inspect": command_inspect}
 
 
 def main(argv=None):
@@ -448,7 +510,7 @@ def error_text(error):
     """One line for an error: the message of the errors numtorch raises on purpose, else its type too."""
     if isinstance(error, MemoryError):
         return "not enough memory" + (f": {error}" if str(error) else "")
-    if isinstance(error, (ValueError, TypeError, OSError, ImportError)):
+    if isinstance(error, (ValueError, TypeError, OSError, ImportError, FloatingPointError)):
         return str(error)
     return (f"{type(error).__name__}: {error} (unexpected: set NUMTORCH_TRACEBACK=1 to see where, "
             "and please report it with the output of numtorch --version)")

@@ -23,6 +23,7 @@ from numtorch._checks import check_positive_int
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data.datasets import check_pair
 from numtorch.data.loader import Batches
+from numtorch.inspector import Inspector
 from numtorch.io import load_checkpoint, save_checkpoint
 from numtorch.module import Criterion, Module
 from numtorch.optim import LRScheduler, Optimizer, clip_grad_norm
@@ -109,8 +110,11 @@ def data_gradient_skipped(model):
         model.needs_input_grad = needed
 
 
-def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
-    """One pass of updates; returns the mean training loss and accuracy of the pass."""
+def train_epoch(model, criterion, optimizer, batches, clip_norm, bar, inspector=None, step=0):
+    """One pass of updates; returns the mean training loss and accuracy of the pass.
+
+    ``inspector``: called once after each update, as step ``step + 1``, ``step + 2`` ...
+    """
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for xb, yb in distributed.shard(batches):
@@ -126,6 +130,9 @@ def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
         if clip_norm is not None:
             clip_grad_norm(model, clip_norm)
         optimizer.step()
+        step += 1
+        if inspector is not None:
+            inspector.step(loss if len(yb) else None, step=step)
         if bar is not None:
             bar.update()
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
@@ -153,7 +160,7 @@ def check_resumed(path, done, state, scheduler):
 
 
 def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, seed=0, scheduler=None,
-        clip_norm=None, checkpoint=None, resume=False, progress=True, threads="auto"):
+        clip_norm=None, checkpoint=None, resume=False, progress=True, threads="auto", inspect=None):
     """Train ``model`` on ``train = (X, y)`` for ``epochs`` epochs of shuffled mini-batches.
 
     Each epoch draws a new order from a generator seeded with ``seed``; after
@@ -171,6 +178,12 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     ``numtorch.threads``), an int fixes it, None leaves it alone; the count in
     effect before is set back after every epoch. Results are bit-identical
     only with the same count: pass an int for runs to reproduce to the bit.
+    ``inspect``: a ``numtorch.inspector.Inspector`` of ``model``, called after
+    every update (steps counted from the first epoch, a resumed run included):
+    it records per-layer statistics every ``inspect.every`` steps, prints its
+    warnings, and stops training with ``NonFinite`` at the first NaN or
+    infinity, naming the step, the module and whether it was an output, a
+    gradient or a parameter (the checkpoint keeps the last finished epoch).
 
     Under ``mpiexec`` (see the module's docstring) ``batch_size`` is the global
     batch: N processes end with the weights one process computes, to float
@@ -180,12 +193,14 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     after it every rank takes rank 0's BatchNorm moving statistics. The bar's
     running figures are rank 0's part; the epoch's figures and the history are
     the global batch's. A checkpoint written by any number of processes resumes
-    with any other.
+    with any other. Rank 0 alone calls ``inspect`` (on its part of each batch).
 
     Returns the history: a dict of lists ``epoch``, ``lr``, ``train_loss``,
     ``train_accuracy``, ``val_loss``, ``val_accuracy`` (``None`` without ``val``).
     """
     check_fit_arguments(model, criterion, optimizer, scheduler, epochs)
+    if inspect is not None and (not isinstance(inspect, Inspector) or inspect.model is not model):
+        raise TypeError(f"fit: expected inspect as an Inspector of the model, got {inspect!r:.80}")
     for name, pair in (("train", train), ("val", val)):
         if pair is not None and (not isinstance(pair, (tuple, list)) or len(pair) != 2):
             raise TypeError(f"fit: expected {name} as a pair (X, y), got {type(pair).__name__}")
@@ -214,8 +229,10 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
         bar = progress_bar(len(batches), f"epoch {epoch}/{epochs}", progress and distributed.is_root())
         try:
             distributed.split_random_streams()
+            inspector = inspect if distributed.is_root() else None
             with data_gradient_skipped(model), tuned_steps(tuner, batches) as steps:
-                train_loss, train_accuracy = train_epoch(model, criterion, optimizer, steps, clip_norm, bar)
+                train_loss, train_accuracy = train_epoch(model, criterion, optimizer, steps, clip_norm, bar,
+                                                         inspector, (epoch - 1) * len(batches))
             distributed.broadcast_buffers(model)
             val_loss = val_accuracy = None
             if val is not None:
@@ -232,6 +249,8 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
             scheduler.step()
         for key, value in zip(HISTORY_KEYS, (epoch, lr, train_loss, train_accuracy, val_loss, val_accuracy)):
             history[key].append(value)
+        if inspector is not None:
+            inspector.log_epoch(epoch * len(batches), {key: history[key][-1] for key in HISTORY_KEYS[1:]})
         if checkpoint is not None and distributed.is_root():
             save_checkpoint(checkpoint, model, optimizer, epoch, batches=batches.state_dict(),
                             history=history, scheduler=None if scheduler is None else scheduler.state_dict())

@@ -141,28 +141,38 @@ def draw(report):
     if not modules or not records:
         raise ValueError(f"inspect plot: nothing to draw: expected at least one module and one record, "
                          f"got {len(modules)} modules and {len(records)} records")
-    warned = {tuple(w["key"])[1] for w in report.get("warnings", ()) if len(w["key"]) > 1}
+    warnings = report.get("warnings", ())
+    warned = {tuple(w["key"])[1] for w in warnings if len(w["key"]) > 1}
     steps = np.array([record["step"] for record in records])
-    rows = len(modules)
-    figure, grid = plt.subplots(rows, 3, figsize=(12, 1.9 * rows + 0.6), squeeze=False)
+    rows, height = len(modules), 1.6
+    figure, grid = plt.subplots(rows, 3, figsize=(12, height * rows + 0.7), squeeze=False)
+    shown = [set(), set(), set()]  # per column, the labels a legend above already explains
     for row, meta in zip(grid, modules):
         color = "tab:red" if meta["name"] in warned else "black"
         output_title = draw_output(row[0], steps, records, meta, report["percentiles"])
         draw_gradients(row[1], steps, records, meta)
         draw_updates(row[2], steps, records, meta)
-        for axes, title in zip(row, (output_title, "gradient norms", "update / weight ratio")):
+        for column, (axes, title) in enumerate(zip(row, (output_title, "gradient norms",
+                                                         "update / weight ratio"))):
             axes.set_title(f"{meta['name']}: {title}", fontsize=10, color=color, loc="left")
-            if axes.has_data():
-                axes.set_xlabel("step", fontsize=9, labelpad=1)
-                axes.tick_params(labelsize=8)
-                axes.grid(alpha=0.3)
-                axes.legend(fontsize=7, loc="best", framealpha=0.7)
-                axes.yaxis.label.set_size(9)
-                if axes.get_yscale() == "log":
-                    axes.yaxis.set_minor_formatter(NullFormatter())
-                if len(steps) == 1:
-                    for line in axes.get_lines():
-                        line.set_marker("o")
-    figure.suptitle(f"numtorch inspect: {len(records)} records, every {report['every']} steps", fontsize=12)
-    figure.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (1.9 * rows + 0.6)))
+            if not axes.has_data():
+                continue
+            axes.set_xlabel("step", fontsize=9, labelpad=1)
+            axes.yaxis.label.set_size(9)
+            axes.tick_params(labelsize=8)
+            axes.grid(alpha=0.3)
+            if axes.get_yscale() == "log":
+                axes.yaxis.set_minor_formatter(NullFormatter())
+            labels = set(axes.get_legend_handles_labels()[1])
+            if not labels <= shown[column]:
+                axes.legend(fontsize=8, loc="best", framealpha=0.7)
+                shown[column] |= labels
+            if len(steps) == 1:
+                for line in axes.get_lines():
+                    line.set_marker("o")
+    title = f"numtorch inspect: {len(records)} records, every {report['every']} steps"
+    if warnings:
+        title += f"; {len(warnings)} warning{'s' if len(warnings) > 1 else ''} (numtorch inspect prints them)"
+    figure.suptitle(title, fontsize=12, color="tab:red" if warnings else "black")
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (height * rows + 0.7)))
     return figure

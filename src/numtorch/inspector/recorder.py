@@ -23,7 +23,7 @@ import math
 import sys
 
 from numtorch._checks import check_positive_int
-from numtorch.inspector.diagnosis import diagnose
+from numtorch.inspector.diagnosis import diagnose, replay
 from numtorch.inspector.nonfinite import NonFinite, first_nonfinite, leaf_modules, parameters_finite
 from numtorch.inspector.report import FORMAT, VERSION, save
 from numtorch.inspector.statistics import (
@@ -84,14 +84,16 @@ class Inspector:
         """True for the steps that are recorded: 1, every + 1, 2 * every + 1, ..."""
         return (step - 1) % self.every == 0
 
-    def step(self, loss=None):
+    def step(self, loss=None, step=None):
         """Call once after ``optimizer.step()``, with the step's loss if you have it.
 
         Raises ``NonFinite`` if the loss or a parameter is NaN or infinite, naming
         the first non-finite output, gradient or parameter of the step; records
-        the statistics on the recorded steps.
+        the statistics on the recorded steps. ``step``: this step's number when
+        you count (``fit`` does, so a resumed run goes on counting); by
+        default one more than the last.
         """
-        step = self.steps + 1
+        step = self.steps + 1 if step is None else step
         if (loss is not None and not math.isfinite(loss)) or not parameters_finite(self.layers):
             raise NonFinite(step, first_nonfinite(self.model, loss=loss))
         return self.observe(step, loss)
@@ -109,11 +111,25 @@ class Inspector:
         return {name: {p: param.copy() for p, param, _ in parameter_items(module)}
                 for name, module in self.layers}
 
+    def resume(self, report):
+        """Go on from the report of an earlier part of this run (a training run resumed from its
+        checkpoint): its records are kept, and its warnings are not given again. Records past the
+        step training resumes from go when that step is recorded again."""
+        if [meta["name"] for meta in report["modules"]] != [meta["name"] for meta in self.modules]:
+            raise ValueError(f"Inspector.resume: the report is of another network: expected the modules "
+                             f"{[meta['name'] for meta in self.modules]}, got "
+                             f"{[meta['name'] for meta in report['modules']]}")
+        self.records = list(report["records"])
+        self.warnings = replay(self.modules, self.records)
+        self._given = {warning.key for warning in self.warnings}
+
     def record(self, step, loss=None):
         """Measure every module now, as step ``step``; append, diagnose, log. Returns the record."""
-        before_step, before = self._before if self._before is not None else (None, None)
+        before_step, before = self._before
         if before_step != step:
             before = {}
+        while self.records and self.records[-1]["step"] >= step:
+            self.records.pop()
         record = {"step": int(step), "loss": None if loss is None else number(loss),
                   "modules": {name: module_statistics(module, before.get(name))
                               for name, module in self.layers}}
