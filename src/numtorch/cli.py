@@ -41,6 +41,7 @@ from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from numtorch.module import flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
+from numtorch.summary import summary
 from numtorch.train import evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
@@ -328,35 +329,11 @@ def command_evaluate(args):
     return 0
 
 
-def summary_rows(module, x, depth=0):
-    """``(indented name, output shape or None, parameter count)`` per layer, feeding ``x`` through."""
-    if isinstance(module, Sequential):
-        rows = [("  " * depth + "Sequential", None, None)]
-        for child in module.modules:
-            child_rows, x = summary_rows(child, x, depth + 1)
-            rows += child_rows
-        return rows, x
-    x = module.forward(x) if x is not None else None
-    count = sum(p.size for p in module.getParameters())
-    return [("  " * depth + repr(module), None if x is None else x.shape[1:], count)], x
-
-
 def command_summary(args):
     model, meta = load_with_metadata(args.model)
-    model.evaluate()
     shape = meta.get("input_shape")
-    parameters = flatten(model.getParameters())
-    dtype = parameters[0].dtype if parameters else np.float32
-    x = np.zeros((1, *shape), dtype=dtype) if shape is not None else None
-    rows, _ = summary_rows(model, x)
-    name_width = max(len(name) for name, _, _ in rows)
     say(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
-    say(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
-    for name, output, count in rows:
-        output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
-        say(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
-    total = sum(p.size for p in parameters)
-    say(f"total: {total:,} parameters")
+    say(summary(model, shape))
     return 0
 
 
