@@ -326,3 +326,14 @@ def test_train_replaces_planted_symlinks_and_never_leaves_a_half_written_file(tm
     assert (out / "history.json").read_bytes() == record
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "confusion.png", "curves.png", "history.json",
                                        "model.npz"]
+
+
+def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, capsys, monkeypatch):
+    chosen = []
+    monkeypatch.setattr("numtorch.cli.set_num_threads", chosen.append)
+    assert run("train", *FAST, "--epochs", "1", "--threads", "1", "--out", tmp_path / "fixed") == 0
+    assert run("train", *FAST, "--epochs", "1", "--out", tmp_path / "auto") == 0
+    assert chosen == [1]
+    capsys.readouterr()
+    assert run("train", "--threads", "0") == 2
+    assert "argument --threads: expected auto or an integer >= 1, got '0'" in one_error_line(capsys)

@@ -41,6 +41,7 @@ from numtorch.layers import (
 from numtorch.module import Criterion, Module
 from numtorch.optim import SGD, Adam, AdamW, RMSprop, adam_optimizer, sgd_momentum
 from numtorch.random import get_rng_state, manual_seed, set_rng_state
+from numtorch.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -84,11 +85,13 @@ __all__ = [
     "SoftPlus",
     "Tanh",
     "adam_optimizer",
+    "get_num_threads",
     "get_rng_state",
     "gradcheck",
     "load",
     "manual_seed",
     "save",
+    "set_num_threads",
     "set_rng_state",
     "sgd_momentum",
 ]

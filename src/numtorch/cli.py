@@ -42,6 +42,7 @@ from numtorch.module import flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
 from numtorch.summary import summary
+from numtorch.threads import set_num_threads
 from numtorch.train import evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
@@ -99,6 +100,16 @@ def positive_float(text):
     return value
 
 
+def thread_count(text):
+    """``auto`` or an int >= 1: the ``--threads`` option."""
+    if text == "auto":
+        return text
+    try:
+        return integer(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}") from None
+
+
 def hidden_sizes(text):
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -131,6 +142,9 @@ def build_parser():
     train.add_argument("--out", help="output directory (default: runs/<data>-<model>)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    train.add_argument("--threads", type=thread_count, default="auto",
+                       help="BLAS threads: auto (measured while training, re-measured when the load "
+                            "changes) or a fixed N, for results repeatable to the bit (default: auto)")
 
     evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
     evaluate_command.add_argument("model", metavar="MODEL.npz")
@@ -281,6 +295,8 @@ def train_in(out, args):
     (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
     classes = int(max(y.max(), y_test.max())) + 1
 
+    if args.threads != "auto":
+        set_num_threads(args.threads)
     manual_seed(args.seed)
     model, input_shape = build_model(args.model, X.shape[1:], args.hidden, classes)
     X_train, X_val, X_test = (fit_to(a, input_shape, "--data") for a in (X_train, X_val, X_test))

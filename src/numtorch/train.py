@@ -19,6 +19,7 @@ from numtorch.data.loader import Batches
 from numtorch.io import load_checkpoint, save_checkpoint
 from numtorch.module import Criterion, Module
 from numtorch.optim import LRScheduler, Optimizer, clip_grad_norm
+from numtorch.threads import ThreadTuner, tuned_steps
 
 Evaluation = namedtuple("Evaluation", ["loss", "accuracy", "confusion"])
 Evaluation.__doc__ = "``loss`` (mean over samples), ``accuracy`` in [0, 1], ``confusion[true, predicted]``."
@@ -117,7 +118,7 @@ def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
 
 
 def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, seed=0, scheduler=None,
-        clip_norm=None, checkpoint=None, resume=False, progress=True):
+        clip_norm=None, checkpoint=None, resume=False, progress=True, threads="auto"):
     """Train ``model`` on ``train = (X, y)`` for ``epochs`` epochs of shuffled mini-batches.
 
     Each epoch draws a new order from a generator seeded with ``seed``; after
@@ -129,7 +130,12 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     weights an uninterrupted run would. ``progress``: tqdm bars with the running
     loss and accuracy, one line left per epoch. The training steps skip the
     gradient with respect to the data (``model.needs_input_grad`` is False
-    during them, then restored): nobody reads it.
+    during them, then restored): nobody reads it. ``threads``: the BLAS thread
+    count of the training steps; "auto" measures a few steps with each
+    candidate count and measures again when step times drift (see
+    ``numtorch.threads``), an int fixes it, None leaves it alone; the count in
+    effect before is set back after every epoch. Results are bit-identical
+    only with the same count: pass an int for runs to reproduce to the bit.
 
     Returns the history: a dict of lists ``epoch``, ``lr``, ``train_loss``,
     ``train_accuracy``, ``val_loss``, ``val_accuracy`` (``None`` without ``val``).
@@ -139,6 +145,7 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
         if pair is not None and (not isinstance(pair, (tuple, list)) or len(pair) != 2):
             raise TypeError(f"fit: expected {name} as a pair (X, y), got {type(pair).__name__}")
     batches = Batches(*train, batch_size, shuffle=True, seed=seed)
+    tuner = ThreadTuner.for_fit(threads)
     if val is not None:
         check_pair("fit: val", *val)
     if resume and checkpoint is None:
@@ -156,8 +163,8 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
         lr = optimizer.lr
         bar = progress_bar(len(batches), f"epoch {epoch}/{epochs}", progress)
         try:
-            with data_gradient_skipped(model):
-                train_loss, train_accuracy = train_epoch(model, criterion, optimizer, batches, clip_norm, bar)
+            with data_gradient_skipped(model), tuned_steps(tuner, batches) as steps:
+                train_loss, train_accuracy = train_epoch(model, criterion, optimizer, steps, clip_norm, bar)
             val_loss = val_accuracy = None
             if val is not None:
                 val_loss, val_accuracy = evaluate(model, *val, criterion=criterion)[:2]
