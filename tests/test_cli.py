@@ -150,8 +150,9 @@ def test_python_m_numtorch_exit_status_and_stderr(tmp_path):
 
 
 def test_core_import_needs_no_extras():
-    code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli; "
-            "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'torch') if m in sys.modules))")
+    code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli, "
+            "numtorch.distributed; extras = ('tqdm', 'matplotlib', 'sklearn', 'torch', 'mpi4py', "
+            "'threadpoolctl'); print(sorted(m for m in extras if m in sys.modules))")
     result = python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

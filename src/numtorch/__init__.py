@@ -4,6 +4,7 @@
 course notebook's ``from modules import *`` did.
 """
 
+from numtorch import _launcher  # noqa: F401  (first: limits BLAS threads under mpiexec before NumPy loads)
 from numtorch.containers import Concat, ConcatTable, Container, ParallelTable, Sequential
 from numtorch.criterions import (
     BCECriterion,
@@ -12,6 +13,7 @@ from numtorch.criterions import (
     CrossEntropyCriterion,
     MSECriterion,
 )
+from numtorch.distributed import SyncBatchNormalization
 from numtorch.gradcheck import gradcheck
 from numtorch.io import load, save
 from numtorch.layers import (
@@ -83,6 +85,7 @@ __all__ = [
     "Sigmoid",
     "SoftMax",
     "SoftPlus",
+    "SyncBatchNormalization",
     "Tanh",
     "adam_optimizer",
     "get_num_threads",

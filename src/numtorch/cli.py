@@ -19,6 +19,11 @@ with status 2 for bad arguments, 1 for anything else the command cannot do
 traceback unless ``NUMTORCH_TRACEBACK=1`` is set. A closed standard output
 (``numtorch summary m.npz | head -2``) silences the rest of the output, not
 the work, and is no error (exit status 0).
+
+``mpiexec -n N numtorch train ...`` trains data-parallel on N processes
+(``numtorch.distributed``), ``--batch-size`` being the global batch; rank 0
+alone prints and claims and writes ``--out``. An error on any rank prints
+that rank's message and ends the whole job (``MPI_Abort``) with status 1.
 """
 
 import argparse
@@ -31,7 +36,7 @@ import numpy as np
 import scipy
 
 import numtorch
-from numtorch import models, run_folder
+from numtorch import distributed, models, run_folder
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, save
@@ -57,7 +62,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def say(*parts):
-    """Print a line on stdout. A closed stdout (``| head``) silences the rest of the output, not the work."""
+    """Print a line on stdout (rank 0's alone under mpiexec). A closed stdout (``| head``) silences the
+    rest of the output, not the work."""
+    if not distributed.is_root():
+        return
     try:
         print(*parts, flush=True)
     except BrokenPipeError:
@@ -251,6 +259,8 @@ def plot_confusion(confusion, accuracy, path):
 def command_train(args):
     """Claim the output folder (checked and locked before any data is loaded), then train in it."""
     out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
+    if not distributed.is_root():  # under mpiexec rank 0 alone claims and writes the folder
+        return train_in(out, args)
     with run_folder.claim(out, OUTPUTS) as folder:
         if folder.stale_pid is not None:
             print(f"numtorch train: note: took over the lock of {out} from PID {folder.stale_pid}, "
@@ -279,13 +289,15 @@ def train_in(out, args):
     say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
         f"{classes} classes")
     say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
-        f"{args.epochs} epochs, seed {args.seed}")
+        f"{args.epochs} epochs, seed {args.seed}{processes_note()}")
 
     history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
                   resume=args.resume, progress=args.progress)
     test = evaluate(model, X_test, y_test)
     seconds = time.perf_counter() - started
+    if not distributed.is_root():
+        return 0
 
     save(model, os.path.join(out, "model.npz"), input_shape=input_shape)
     record = {"data": args.data, "model": args.model, "hidden": args.hidden, "optimizer": args.optimizer,
@@ -301,6 +313,11 @@ def train_in(out, args):
         f"({seconds:.1f} s)")
     say(f"wrote {out}/: {' '.join(OUTPUTS)}")
     return 0
+
+
+def processes_note():
+    """``", 3 processes (global batch)"`` under mpiexec, else ``""``."""
+    return f", {distributed.size()} processes (global batch)" if distributed.size() > 1 else ""
 
 
 def command_evaluate(args):
@@ -333,14 +350,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     who = f"numtorch {args.command}"
     try:
+        who += distributed.describe()
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{who}: interrupted", file=sys.stderr)
+        distributed.abort(130)  # under mpiexec: end every rank (the others may wait in a collective)
         return 130
     except Exception as error:
         if os.environ.get("NUMTORCH_TRACEBACK") == "1":
             raise
         print(f"{who}: error: {error_text(error)}", file=sys.stderr)
+        distributed.abort(1)
         return 1
 
 
