@@ -84,3 +84,16 @@ def test_the_timed_step_is_the_benchmark_step():
     timed, phases = timed_step(models.mlp([6, 5]), data)
     assert [plain(i) for i in range(5)] == [timed(i) for i in range(5)]
     assert all(len(values) == 5 for values in phases.values())
+
+
+def test_inspector_overhead_measurement_runs_each_configuration_in_its_own_process(tmp_path):
+    from benchmarks.inspect_overhead import main as overhead
+
+    results = overhead(["--models", "mlp", "--data", "digits", "--hidden", "8", "--epochs", "1",
+                        "--every", "5", "--repeats", "1", "--threads", "1",
+                        "--out", str(tmp_path / "overhead.json")])
+    mlp = results["mlp"]
+    assert mlp["steps"] == 21 and mlp["records"] == 5  # steps 1, 6, 11, 16, 21
+    assert [run["records"] for run in mlp["runs"]["off"]] == [0]
+    assert 0 < mlp["inspector_share"] < 1 and mlp["ratio_of_medians"] > 0
+    assert json.loads((tmp_path / "overhead.json").read_text())["mlp"]["every"] == 5

@@ -151,13 +151,13 @@ def test_replaying_the_records_gives_the_warnings_the_live_run_gave():
 
 @pytest.mark.skipif(not os.path.isdir(MNIST), reason="needs ../shared/data/mnist-t10k")
 def test_a_healthy_mnist_cnn_run_stays_quiet():
-    from numtorch.cli import build_model
     from numtorch.data import load_mnist
+    from numtorch.models import build
     from numtorch.train import evaluate, fit
 
     X, y = load_mnist(MNIST, "test")
     nt.manual_seed(0)
-    model, _ = build_model("cnn", X.shape[1:], [256, 128], 10)  # the preset, default optimizer
+    model, _ = build("cnn", X.shape[1:], 10)  # the preset, with numtorch train's default optimizer
     inspector = Inspector(model, every=10, echo=False)
     fit(model, nt.CrossEntropyCriterion(), nt.Adam(model, lr=1e-3), (X[:2560], y[:2560]), epochs=1,
         progress=False, threads=None, inspect=inspector)

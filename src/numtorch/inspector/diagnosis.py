@@ -20,7 +20,10 @@ reported at once. The rules:
   |dL/dW| / |W| of the layer nearest the input and of the layer nearest the
   output differ by ``DEPTH_ORDERS`` orders of magnitude or more;
 - update/weight ratio |dW| / |W| of a step far from the ~1e-3 of a healthy run:
-  above ``UPDATE_HIGH`` (``UPDATE_EXTREME``: at once) or below ``UPDATE_LOW``.
+  above ``UPDATE_HIGH`` (``UPDATE_EXTREME``, half the weights in one step: at
+  once) or below ``UPDATE_LOW`` (then said to follow from dead units or
+  vanishing gradients, when those hold too: a larger learning rate would not
+  help).
   Only weights (parameters of two or more dimensions) count: a bias starts
   near 0, so its ratio says little.
 """
@@ -33,7 +36,7 @@ DEAD_SHARE = 0.6
 SATURATED_SHARE = 0.2
 DEPTH_ORDERS = 3
 UPDATE_HIGH = 0.1
-UPDATE_EXTREME = 1.0
+UPDATE_EXTREME = 0.5
 UPDATE_LOW = 1e-5
 
 Diagnosis = namedtuple("Diagnosis", ["key", "step", "text"])
@@ -191,9 +194,20 @@ def update_size(modules, records):
         keys &= {item[:2] for item in update_ratios(modules, previous) if item[2] <= UPDATE_LOW}
     low = [item for item in newest if item[:2] in keys and item[2] <= UPDATE_LOW]
     if len(records) >= PATIENCE and low:
+        cause = stalled(modules, records)
+        advice = (f"no gradient reaches them: {cause} (see that warning), so a larger learning rate would "
+                  "not help" if cause else "try a larger learning rate")
         yield (("update-low",), f"updates tiny next to the weights at step {step}: |dW| / |W| is "
-               f"{listed(low)} (about 1e-3 is healthy): these weights barely change; try a larger "
-               "learning rate, or look for vanishing gradients")
+               f"{listed(low)} (about 1e-3 is healthy): these weights barely change; {advice}")
+
+
+def stalled(modules, records):
+    """What already explains tiny updates: units that died, or gradients that vanish (else None)."""
+    if next(dead_units(modules, records), None) is not None:
+        return "units died"
+    if any(key == ("vanishing",) for key, _ in gradient_depth(modules, records)):
+        return "the gradients vanish with depth"
+    return None
 
 
 RULES = (dead_units, saturation, gradient_depth, update_size)
