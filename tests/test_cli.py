@@ -329,6 +329,27 @@ def test_train_replaces_planted_symlinks_and_never_leaves_a_half_written_file(tm
                                        "model.npz"]
 
 
+def test_custom_makes_a_model_with_your_own_layers_loadable(tmp_path, capsys):
+    """Only numtorch's layers are built from a file; --custom imports the file or module defining yours."""
+    from user_layers import Noise
+
+    nt.manual_seed(0)
+    io.save(nt.Sequential(nt.Linear(64, 10), Noise(10)), tmp_path / "m.npz", input_shape=(64,))
+    assert run("summary", tmp_path / "m.npz") == 1
+    assert "unknown layer 'Noise'" in one_error_line(capsys)
+    layers = Path(__file__).parent / "user_layers.py"
+    assert run("summary", tmp_path / "m.npz", "--custom", layers) == 0
+    assert "Noise" in capsys.readouterr().out
+    assert run("evaluate", tmp_path / "m.npz", "--custom", "user_layers") == 0
+    assert "accuracy" in capsys.readouterr().out
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    for custom, message in ((tmp_path / "empty.py", "defines no numtorch Module subclass"),
+                            (tmp_path / "absent.py", "no such file"),
+                            ("no_such_module_here", "no_such_module")):
+        assert run("summary", tmp_path / "m.npz", "--custom", custom) == 1
+        assert message in one_error_line(capsys)
+
+
 def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, capsys, monkeypatch):
     chosen = []
     monkeypatch.setattr("numtorch.cli.set_num_threads", chosen.append)

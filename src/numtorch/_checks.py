@@ -68,6 +68,8 @@ def check_data(owner, data, what="input", kind="array"):
 
 def check_finite(owner, array, what="target"):
     """No NaN or infinity in ``array``; the message shows the first offending value and where."""
+    if np.isfinite(array).all():  # one mask of a byte a value; the position is looked for only on failure
+        return
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])

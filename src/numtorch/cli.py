@@ -27,6 +27,8 @@ that rank's message and ends the whole job (``MPI_Abort``) with status 1.
 """
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -43,7 +45,7 @@ from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train
 from numtorch.io import architecture, load_with_metadata, save
 from numtorch.io.archive import atomic_write
 from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from numtorch.module import flatten
+from numtorch.module import Module, flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
 from numtorch.threads import set_num_threads
@@ -127,6 +129,11 @@ def hidden_sizes(text):
     return sizes
 
 
+CUSTOM_OPTION = dict(action="append", default=[], metavar="FILE.py|package.module",
+                     help="import your own layers that the model uses (the code runs: name only code you "
+                          "trust); repeat for several")
+
+
 def build_parser():
     parser = Parser(prog="numtorch", description="Train, evaluate and inspect numtorch models.")
     parser.add_argument("--version", action="version", version=version())
@@ -156,9 +163,11 @@ def build_parser():
     evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
     evaluate_command.add_argument("model", metavar="MODEL.npz")
     evaluate_command.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
+    evaluate_command.add_argument("--custom", **CUSTOM_OPTION)
 
     summary = commands.add_parser("summary", help="layers, output shapes and parameter counts")
     summary.add_argument("model", metavar="MODEL.npz")
+    summary.add_argument("--custom", **CUSTOM_OPTION)
     return parser
 
 
@@ -341,13 +350,34 @@ def train_in(out, args):
     return 0
 
 
+def custom_layers(specs):
+    """The Module classes defined in each ``--custom`` FILE.py or package.module, which is imported."""
+    classes = []
+    for spec in specs:
+        if spec.endswith(".py"):
+            if not os.path.isfile(spec):
+                raise FileNotFoundError(f"--custom {spec}: no such file")
+            name = "numtorch_custom_" + os.path.splitext(os.path.basename(spec))[0]
+            module_spec = importlib.util.spec_from_file_location(name, spec)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(spec)
+        found = [value for value in vars(module).values() if isinstance(value, type)
+                 and issubclass(value, Module) and value.__module__ == module.__name__]
+        if not found:
+            raise ValueError(f"--custom {spec}: defines no numtorch Module subclass")
+        classes += found
+    return classes
+
+
 def processes_note():
     """``", 3 processes (global batch)"`` under mpiexec, else ``""``."""
     return f", {distributed.size()} processes (global batch)" if distributed.size() > 1 else ""
 
 
 def command_evaluate(args):
-    model, meta = load_with_metadata(args.model)
+    model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
     _, (X, y), note = load_data(args.data)
     if meta.get("input_shape") is not None:
         X = fit_to(X, meta["input_shape"], f"--data {args.data}")
@@ -375,7 +405,7 @@ def summary_rows(module, x, depth=0):
 
 
 def command_summary(args):
-    model, meta = load_with_metadata(args.model)
+    model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
     model.evaluate()
     shape = meta.get("input_shape")
     parameters = flatten(model.getParameters())

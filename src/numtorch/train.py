@@ -133,6 +133,25 @@ def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
     return total_loss / seen, correct / seen
 
 
+def check_resumed(path, done, state, scheduler):
+    """Refuse a checkpoint whose state ``fit`` cannot continue from (before it changes anything)."""
+    def refuse(what):
+        return ValueError(f"{path}: not a checkpoint fit can resume: {what}")
+
+    if not isinstance(state.get("batches"), dict):
+        raise refuse("no batch order state")
+    try:
+        np.random.PCG64().state = state["batches"].get("rng")
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise refuse(f"the batch order state is not a generator state ({error})") from None
+    history = state.get("history")
+    if not isinstance(history, dict) or any(not isinstance(history.get(key), list)
+                                            or len(history[key]) != done for key in HISTORY_KEYS):
+        raise refuse(f"expected a history of {done} epochs under {list(HISTORY_KEYS)}")
+    if scheduler is not None:
+        scheduler.check_state_dict(state.get("scheduler"))
+
+
 def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, seed=0, scheduler=None,
         clip_norm=None, checkpoint=None, resume=False, progress=True, threads="auto"):
     """Train ``model`` on ``train = (X, y)`` for ``epochs`` epochs of shuffled mini-batches.
@@ -180,7 +199,10 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     first = 1
     # Rank 0 decides: a rank that does not see rank 0's checkpoint fails to load it, it does not start afresh.
     if resume and distributed.broadcast(os.path.exists(checkpoint)):
-        done, state = load_checkpoint(checkpoint, model, optimizer)
+        def check(done, state):
+            check_resumed(checkpoint, done, state, scheduler)
+
+        done, state = load_checkpoint(checkpoint, model, optimizer, check=check)
         batches.load_state_dict(state["batches"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])

@@ -59,6 +59,13 @@ class BatchNormalization(Module):
     def config(self):
         return {"alpha": self.alpha, "n_features": self.n_features}
 
+    @staticmethod
+    def array_shapes(alpha=0.9, n_features=None):
+        if n_features is None:
+            return {"moving_mean": None, "moving_variance": None}
+        n_features = check_positive_int("BatchNormalization", n_features, "n_features")
+        return {"moving_mean": (n_features,), "moving_variance": (n_features,)}
+
     def _create_statistics(self, channels):
         self.moving_mean = np.zeros(channels, dtype=self.statistics_dtype)
         self.moving_variance = np.ones(channels, dtype=self.statistics_dtype)
@@ -139,6 +146,11 @@ class ChannelwiseScaling(Module):
 
     def config(self):
         return {"n": self.n}
+
+    @staticmethod
+    def array_shapes(n):
+        n = check_positive_int("ChannelwiseScaling", n, "n")
+        return {"gamma": (n,), "beta": (n,)}
 
     def updateOutput(self, input):
         _, shape = channel_axes(self, input, self.n)
