@@ -13,6 +13,7 @@ from test_data import write_mnist
 import numtorch as nt
 from numtorch import cli, io
 from numtorch.cli import main
+from numtorch.containers import walk
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
 FAST = ["--epochs", "2", "--hidden", "16", "--batch-size", "128", "--lr", "0.01"]
@@ -359,3 +360,22 @@ def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, c
     capsys.readouterr()
     assert run("train", "--threads", "0") == 2
     assert "argument --threads: expected auto or an integer >= 1, got '0'" in one_error_line(capsys)
+
+
+def test_resnet_preset_on_digits_saves_loads_and_summarises_the_tree(tmp_path, capsys):
+    out = tmp_path / "resnet"
+    assert run("train", "--model", "resnet", "--epochs", "3", "--batch-size", "64", "--no-progress",
+               "--out", out) == 0
+    model, meta = io.load_with_metadata(out / "model.npz")
+    assert meta["input_shape"] == [1, 8, 8]
+    assert sum(isinstance(m, nt.CAddTable) for _, m in walk(model)) == 2
+    record = json.loads((out / "history.json").read_text())
+    assert record["hidden"] == [] and record["test"]["accuracy"] > 0.5
+    capsys.readouterr()
+    assert run("summary", out / "model.npz") == 0
+    summary = capsys.readouterr().out
+    for text in ("    (0) ConcatTable", "[(N, 16, 4, 4), (N, 16, 4, 4)]", "    (1) CAddTable",
+                 "GlobalAvgPool2d", "(N, 32)", "Linear(32 -> 10)", "(N, 10)"):
+        assert text in summary, text
+    assert run("evaluate", out / "model.npz") == 0
+    assert f"accuracy {record['test']['accuracy']:.4f}" in capsys.readouterr().out

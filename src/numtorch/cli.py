@@ -38,16 +38,15 @@ import numpy as np
 import scipy
 
 import numtorch
-from numtorch import distributed, run_folder
-from numtorch.containers import Sequential
+from numtorch import distributed, models, run_folder
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, save
 from numtorch.io.archive import atomic_write
-from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from numtorch.module import Module, flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
+from numtorch.summary import summary
 from numtorch.threads import set_num_threads
 from numtorch.train import evaluate, fit
 
@@ -143,9 +142,10 @@ def build_parser():
     data_help = "digits | mnist:DIR | PATH.npz (arrays X, y)"
     train = commands.add_parser("train", help="train a preset network and write model, checkpoint, plots")
     train.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
-    train.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="network preset (default: mlp)")
-    train.add_argument("--hidden", type=hidden_sizes, default=[256, 128],
-                       help="hidden layer sizes of the dense part (default: 256,128)")
+    train.add_argument("--model", choices=models.PRESETS, default="mlp",
+                       help="network preset: mlp, cnn or resnet (a small residual CNN; default: mlp)")
+    train.add_argument("--hidden", type=hidden_sizes,
+                       help="hidden layer sizes of the dense part (default: 256,128; none for resnet)")
     train.add_argument("--epochs", type=integer(1), default=20, help="default: 20")
     train.add_argument("--batch-size", type=integer(1), default=64, help="default: 64")
     train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default: adam")
@@ -203,33 +203,6 @@ def run_name(spec):
     if spec.startswith("mnist:"):
         return "mnist"
     return os.path.splitext(os.path.basename(spec))[0]
-
-
-def build_model(kind, sample_shape, hidden, classes):
-    """The preset network and the sample shape it takes.
-
-    ``mlp``: Linear/ReLU layers of ``hidden`` sizes on the flattened sample.
-    ``cnn``: on (C, H, W) images, two blocks Conv2d(3x3, same size) -> ReLU ->
-    MaxPool2d(2) with 16 and 32 channels, Flatten, then the ``hidden`` layers.
-    """
-    if kind == "cnn":
-        if len(sample_shape) != 3:
-            raise ValueError(f"--model cnn: expected images (N, C, H, W), got samples of shape "
-                             f"{tuple(sample_shape)}")
-        channels = sample_shape[0]
-        features = Sequential(Conv2d(channels, 16, 3), ReLU(), MaxPool2d(2),
-                              Conv2d(16, 32, 3), ReLU(), MaxPool2d(2), Flatten())
-        layers = list(features.modules)
-        width = features.forward(np.zeros((1, *sample_shape), np.float32)).shape[1]
-        input_shape = tuple(sample_shape)
-    else:
-        layers, width = [], int(np.prod(sample_shape))
-        input_shape = (width,)
-    for size in hidden:
-        layers += [Linear(width, size), ReLU()]
-        width = size
-    layers.append(Linear(width, classes))
-    return Sequential(*layers), input_shape
 
 
 def fit_to(X, shape, what):
@@ -316,7 +289,8 @@ def train_in(out, args):
     if args.threads != "auto":
         set_num_threads(args.threads)
     manual_seed(args.seed)
-    model, input_shape = build_model(args.model, X.shape[1:], args.hidden, classes)
+    args.hidden = models.DEFAULT_HIDDEN[args.model] if args.hidden is None else args.hidden
+    model, input_shape = models.build(args.model, X.shape[1:], classes, args.hidden)
     X_train, X_val, X_test = (fit_to(a, input_shape, "--data") for a in (X_train, X_val, X_test))
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
@@ -391,35 +365,11 @@ def command_evaluate(args):
     return 0
 
 
-def summary_rows(module, x, depth=0):
-    """``(indented name, output shape or None, parameter count)`` per layer, feeding ``x`` through."""
-    if isinstance(module, Sequential):
-        rows = [("  " * depth + "Sequential", None, None)]
-        for child in module.modules:
-            child_rows, x = summary_rows(child, x, depth + 1)
-            rows += child_rows
-        return rows, x
-    x = module.forward(x) if x is not None else None
-    count = sum(p.size for p in module.getParameters())
-    return [("  " * depth + repr(module), None if x is None else x.shape[1:], count)], x
-
-
 def command_summary(args):
     model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
-    model.evaluate()
     shape = meta.get("input_shape")
-    parameters = flatten(model.getParameters())
-    dtype = parameters[0].dtype if parameters else np.float32
-    x = np.zeros((1, *shape), dtype=dtype) if shape is not None else None
-    rows, _ = summary_rows(model, x)
-    name_width = max(len(name) for name, _, _ in rows)
     say(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
-    say(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
-    for name, output, count in rows:
-        output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
-        say(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
-    total = sum(p.size for p in parameters)
-    say(f"total: {total:,} parameters")
+    say(summary(model, shape))
     return 0
 
 
