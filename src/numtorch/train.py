@@ -6,9 +6,13 @@ for each epoch's updates and in evaluation mode while it measures the
 validation set. Progress bars need tqdm (``pip install 'numtorch[train]'``).
 """
 
+import math
 import os
+import signal
+import threading
 from collections import namedtuple
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -17,13 +21,45 @@ from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data.datasets import check_pair
 from numtorch.data.loader import Batches
 from numtorch.io import load_checkpoint, save_checkpoint
-from numtorch.module import Criterion, Module
+from numtorch.module import Criterion, Module, flatten
 from numtorch.optim import LRScheduler, Optimizer, clip_grad_norm
 
 Evaluation = namedtuple("Evaluation", ["loss", "accuracy", "confusion"])
 Evaluation.__doc__ = "``loss`` (mean over samples), ``accuracy`` in [0, 1], ``confusion[true, predicted]``."
 
 HISTORY_KEYS = ("epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+Position = namedtuple("Position", ["epoch", "batch"])
+Position.__doc__ = "Where a checkpoint stands: ``epoch`` whole epochs done, ``batch`` batches of the next."
+
+
+def describe(position):
+    """``at epoch 3`` or ``in epoch 4, after batch 7``."""
+    if position.batch:
+        return f"in epoch {position.epoch + 1}, after batch {position.batch}"
+    return f"at epoch {position.epoch}"
+
+
+class Diverged(FloatingPointError):
+    """``fit`` stopped at the first non-finite training loss, weights or validation loss.
+
+    ``where``: what was found and where (``the loss is nan at epoch 2, batch 5 of 21``); ``lr``:
+    the learning rate then; ``saved``: the ``Position`` the checkpoint file holds, untouched by the
+    failure (None: no checkpoint).
+    """
+
+    def __init__(self, where, lr):
+        super().__init__(f"fit: training diverged: {where} (lr={lr:g}: try a smaller learning rate, "
+                         "or clip_norm)")
+        self.where, self.lr, self.saved = where, lr, None
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped ``fit``; ``saved``: the ``Position`` the checkpoint file holds (None: none)."""
+
+    def __init__(self, saved):
+        super().__init__("fit: interrupted" + ("" if saved is None else f"; checkpoint {describe(saved)}"))
+        self.saved = saved
 
 
 def evaluate(model, X, y, criterion=None, batch_size=1000):
@@ -55,7 +91,7 @@ def evaluate(model, X, y, criterion=None, batch_size=1000):
     return Evaluation(total / n, float(np.mean(predicted == y)), confusion)
 
 
-def progress_bar(total, desc, enabled):
+def progress_bar(total, desc, enabled, initial=0):
     if not enabled:
         return None
     try:
@@ -63,7 +99,7 @@ def progress_bar(total, desc, enabled):
     except ImportError:
         raise ImportError("progress bars need tqdm: pip install 'numtorch[train]' "
                           "(or pass progress=False)") from None
-    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="batch", dynamic_ncols=True, initial=initial)
 
 
 def check_fit_arguments(model, criterion, optimizer, scheduler, epochs):
@@ -95,29 +131,92 @@ def data_gradient_skipped(model):
         model.needs_input_grad = needed
 
 
-def train_epoch(model, criterion, optimizer, batches, clip_norm, bar):
-    """One pass of updates; returns the mean training loss and accuracy of the pass."""
+def train_epoch(model, criterion, optimizer, batches, clip_norm, bar, sums, epoch, stop):
+    """One pass of updates (or the rest of one, resumed), adding into ``sums`` as it goes.
+
+    ``sums``: the pass's ``batches`` done, ``loss_sum`` (loss times batch size), ``correct`` and
+    ``seen`` so far. Returns False when ``stop.requested`` cut the pass short (``sums`` then
+    describes the batches done), True at its end.
+    """
     model.train()
-    total_loss, correct, seen = 0.0, 0, 0
     for xb, yb in batches:
         optimizer.zero_grad()
         output = model.forward(xb)
         loss = criterion.forward(output, yb)
+        if not math.isfinite(loss):
+            # Where training stops on the first non-finite loss, before a step spreads it into the weights.
+            raise Diverged(f"the loss is {loss} at epoch {epoch}, batch {sums['batches'] + 1} of "
+                           f"{len(batches)}", optimizer.lr)
         model.backward(xb, criterion.backward(output, yb))
         if clip_norm is not None:
             clip_grad_norm(model, clip_norm)
         optimizer.step()
-        total_loss += loss * len(yb)
-        correct += int(np.sum(output.argmax(axis=1) == yb))
-        seen += len(yb)
+        sums["batches"] += 1
+        sums["loss_sum"] += loss * len(yb)
+        sums["correct"] += int(np.sum(output.argmax(axis=1) == yb))
+        sums["seen"] += len(yb)
         if bar is not None:
             bar.update()
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
-    return total_loss / seen, correct / seen
+            bar.set_postfix(loss=f"{sums['loss_sum'] / sums['seen']:.4f}",
+                            acc=f"{sums['correct'] / sums['seen']:.4f}", refresh=False)
+        if stop.requested and sums["batches"] < len(batches):
+            return False
+    return True
+
+
+def check_finite_after(model, epoch, val_loss, lr):
+    """Stop if the weights (the last step's update) or the validation loss are no longer finite."""
+    arrays = flatten(model.getParameters()) + [b for b in flatten(model.getBuffers()) if b is not None]
+    if not all(np.isfinite(array).all() for array in arrays):
+        raise Diverged(f"the weights hold NaN or infinity after epoch {epoch}", lr)
+    if val_loss is not None and not math.isfinite(val_loss):
+        raise Diverged(f"the validation loss is {val_loss} after epoch {epoch}", lr)
+
+
+def run_epoch(model, criterion, optimizer, batches, val, clip_norm, bar, sums, epoch, stop):
+    """The epoch's updates, then the validation pass: ``(train_loss, train_accuracy, val_loss,
+    val_accuracy)``, or None when a stop request cut the updates short."""
+    with data_gradient_skipped(model):
+        if not train_epoch(model, criterion, optimizer, batches, clip_norm, bar, sums, epoch, stop):
+            return None
+    train_loss, train_accuracy = sums["loss_sum"] / sums["seen"], sums["correct"] / sums["seen"]
+    val_loss = val_accuracy = None
+    if val is not None:
+        val_loss, val_accuracy = evaluate(model, *val, criterion=criterion)[:2]
+    check_finite_after(model, epoch, val_loss, optimizer.lr)
+    if bar is not None:
+        summary = dict(loss=f"{train_loss:.4f}", acc=f"{train_accuracy:.4f}")
+        if val is not None:
+            summary.update(val_loss=f"{val_loss:.4f}", val_acc=f"{val_accuracy:.4f}")
+        bar.set_postfix(summary)
+    return train_loss, train_accuracy, val_loss, val_accuracy
+
+
+@contextmanager
+def ctrl_c_between_steps(enabled):
+    """Inside the block a first Ctrl-C only sets ``stop.requested``, which ``fit`` reads between steps,
+    where the model and the optimizer are whole and can be saved; a second Ctrl-C raises
+    ``KeyboardInterrupt`` at once, as usual. Only in the main thread, over Python's own handler
+    (a handler of the caller's is left alone)."""
+    stop = SimpleNamespace(requested=False)
+    if not enabled or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield stop
+        return
+
+    def note(signum, frame):
+        stop.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, seed=0, scheduler=None,
-        clip_norm=None, checkpoint=None, resume=False, progress=True):
+        clip_norm=None, checkpoint=None, resume=False, progress=True, run_info=None):
     """Train ``model`` on ``train = (X, y)`` for ``epochs`` epochs of shuffled mini-batches.
 
     Each epoch draws a new order from a generator seeded with ``seed``; after
@@ -125,11 +224,22 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     ``scheduler.step()`` runs. ``clip_norm`` clips the gradient norm of every step.
     ``checkpoint``: a path written after every epoch (model, optimizer, RNG,
     batch order, schedule, history); with ``resume=True`` and that file
-    present, training continues after the epoch it holds, ending with the same
-    weights an uninterrupted run would. ``progress``: tqdm bars with the running
+    present, training continues where it stopped, ending with the same
+    weights an uninterrupted run would; ``run_info``, a dict of JSON values
+    (``numtorch train`` keeps its settings there), is written into every
+    checkpoint as ``state["run_info"]``. ``progress``: tqdm bars with the running
     loss and accuracy, one line left per epoch. The training steps skip the
     gradient with respect to the data (``model.needs_input_grad`` is False
     during them, then restored): nobody reads it.
+
+    Ctrl-C: with a ``checkpoint``, the first one stops training at the end of
+    the step under way, writes the checkpoint there (inside an epoch too: a
+    resume continues with the next batch, bit for bit) and raises
+    ``Interrupted``; a second one stops at once. Training stops with
+    ``Diverged`` at the first non-finite training loss (before its step), or
+    non-finite weights or validation loss after an epoch; the checkpoint then
+    keeps the last good state. Both exceptions say in ``saved`` the
+    ``Position`` the checkpoint file holds (None without one).
 
     Returns the history: a dict of lists ``epoch``, ``lr``, ``train_loss``,
     ``train_accuracy``, ``val_loss``, ``val_accuracy`` (``None`` without ``val``).
@@ -144,36 +254,54 @@ def fit(model, criterion, optimizer, train, val=None, epochs=10, batch_size=64, 
     if resume and checkpoint is None:
         raise ValueError("fit: resume=True needs the checkpoint path to resume from")
     history = {key: [] for key in HISTORY_KEYS}
-    first = 1
+    first, sums, saved = 1, None, None
     if resume and os.path.exists(checkpoint):
         done, state = load_checkpoint(checkpoint, model, optimizer)
         batches.load_state_dict(state["batches"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
-        history = state["history"]
+        history, sums = state["history"], state.get("epoch_sums")
+        saved = Position(done, sums["batches"] if sums else 0)
+        if done + (sums is not None) > epochs:
+            raise ValueError(f"fit: the checkpoint {checkpoint} is {describe(saved)}, beyond "
+                             f"epochs={epochs}")
         first = done + 1
-    for epoch in range(first, epochs + 1):
-        lr = optimizer.lr
-        bar = progress_bar(len(batches), f"epoch {epoch}/{epochs}", progress)
-        try:
-            with data_gradient_skipped(model):
-                train_loss, train_accuracy = train_epoch(model, criterion, optimizer, batches, clip_norm, bar)
-            val_loss = val_accuracy = None
-            if val is not None:
-                val_loss, val_accuracy = evaluate(model, *val, criterion=criterion)[:2]
-            if bar is not None:
-                summary = dict(loss=f"{train_loss:.4f}", acc=f"{train_accuracy:.4f}")
-                if val is not None:
-                    summary.update(val_loss=f"{val_loss:.4f}", val_acc=f"{val_accuracy:.4f}")
-                bar.set_postfix(summary)
-        finally:
-            if bar is not None:
-                bar.close()
-        if scheduler is not None:
-            scheduler.step()
-        for key, value in zip(HISTORY_KEYS, (epoch, lr, train_loss, train_accuracy, val_loss, val_accuracy)):
-            history[key].append(value)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, epoch, batches=batches.state_dict(),
-                            history=history, scheduler=None if scheduler is None else scheduler.state_dict())
+
+    def write_checkpoint(done, sums):
+        save_checkpoint(checkpoint, model, optimizer, done, batches=batches.state_dict(), history=history,
+                        scheduler=None if scheduler is None else scheduler.state_dict(), epoch_sums=sums,
+                        run_info=run_info)
+        return Position(done, sums["batches"] if sums else 0)
+
+    try:
+        with ctrl_c_between_steps(checkpoint is not None) as stop:
+            for epoch in range(first, epochs + 1):
+                lr = optimizer.lr
+                sums = sums or {"batches": 0, "loss_sum": 0.0, "correct": 0, "seen": 0}
+                bar = progress_bar(len(batches), f"epoch {epoch}/{epochs}", progress, initial=sums["batches"])
+                try:
+                    results = run_epoch(model, criterion, optimizer, batches, val, clip_norm, bar, sums,
+                                        epoch, stop)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                if results is None:
+                    saved = write_checkpoint(epoch - 1, sums)
+                    raise Interrupted(saved)
+                if scheduler is not None:
+                    scheduler.step()
+                for key, value in zip(HISTORY_KEYS, (epoch, lr, *results)):
+                    history[key].append(value)
+                sums = None
+                if checkpoint is not None:
+                    saved = write_checkpoint(epoch, None)
+                if stop.requested:
+                    raise Interrupted(saved)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(saved) from None
+    except Diverged as error:
+        error.saved = saved
+        raise
     return history
