@@ -56,16 +56,24 @@ class Batches:
         return {"rng": self._pass_rng, "batch": self._given}
 
     def load_state_dict(self, state):
-        """Continue from ``state_dict()``: the next pass draws that order and skips the batches given out."""
+        """Continue from ``state_dict()``: the next pass draws that order and skips the batches given out.
+        A state that is refused changes nothing."""
         try:
-            self.rng.bit_generator.state = state["rng"]
-            batch = state.get("batch", 0)  # files from before "batch" was kept: between passes
-        except (TypeError, ValueError, KeyError, AttributeError) as error:
-            raise ValueError(f"Batches.load_state_dict: not a Batches state: expected a "
-                             f"Batches.state_dict(), got {type(state).__name__} ({error!r})") from None
+            rng_state, batch = state["rng"], state.get("batch", 0)  # no "batch" (older files): between passes
+        except (TypeError, KeyError, AttributeError) as error:
+            raise self.not_a_state(state, error) from None
         batch = check_int("Batches.load_state_dict", batch, "state['batch']", low=0)
         if batch >= len(self):
             raise ValueError(f"Batches.load_state_dict: expected state['batch'] < {len(self)} (the batches "
                              f"of a pass), got {batch}")
+        try:
+            self.rng.bit_generator.state = rng_state
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
+            raise self.not_a_state(state, error) from None
         self._skip = batch
         self._pass_rng, self._given = None, 0
+
+    @staticmethod
+    def not_a_state(state, error):
+        return ValueError(f"Batches.load_state_dict: not a Batches state: expected a Batches.state_dict(), "
+                          f"got {type(state).__name__} ({error!r})")

@@ -73,6 +73,13 @@ class Conv2d(Module):
                 "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
                 "bias": self.b is not None}
 
+    @staticmethod
+    def array_shapes(in_channels, out_channels, kernel_size, stride=1, padding=None, bias=True):
+        in_channels = check_positive_int("Conv2d", in_channels, "in_channels")
+        out_channels = check_positive_int("Conv2d", out_channels, "out_channels")
+        kh, kw = check_pair("Conv2d", kernel_size, "kernel_size", 1)
+        return {"W": (out_channels, in_channels, kh, kw), "b": (out_channels,) if bias else None}
+
     def _weight_matrix(self, dtype):
         """``W`` as a (kh * kw * in, out) matrix in the column order of ``cols``, then ``b`` as a row."""
         k = self.kernel_size[0] * self.kernel_size[1] * self.in_channels
