@@ -225,3 +225,22 @@ def test_info_is_kept_in_the_header_as_strict_json(tmp_path):
     with pytest.raises(ValueError, match="expected finite numbers in config.. and info, got NaN or infinity"):
         io.save(model(), tmp_path / "x.npz", info={"lr": float("nan")})
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_load_weights_into_a_nested_branching_model(tmp_path):
+    """Any nesting of containers: weights and moving statistics land in the matching modules; another
+    branching structure is refused."""
+    from numtorch import models
+
+    source, shape = models.resnet((1, 8, 8), 10)
+    source.forward(np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32))
+    io.save(source, tmp_path / "r.npz", input_shape=shape)
+    nt.manual_seed(1)
+    target, _ = models.resnet((1, 8, 8), 10)
+    io.load_weights(target, tmp_path / "r.npz")
+    for ours, theirs in zip(flatten(target.getParameters()) + flatten(target.getBuffers()),
+                            flatten(source.getParameters()) + flatten(source.getBuffers())):
+        np.testing.assert_array_equal(ours, theirs)
+    other = nt.Sequential(nt.ConcatTable(nt.Linear(3, 2), nt.Identity()), nt.JoinTable(1))
+    with pytest.raises(ValueError, match="r.npz"):
+        io.load_weights(other, tmp_path / "r.npz")
