@@ -167,7 +167,7 @@ def run_fault(how):
 
 def run_cli_fault(folder):
     """``numtorch train`` whose network fails on rank 1: the command's own error path must end the job."""
-    from numtorch import models
+    from numtorch import cli, models
 
     build = models.build
 
@@ -176,8 +176,6 @@ def run_cli_fault(folder):
         return model.add(FailOnRank1("raise")), shape
 
     models.build = failing_build
-    from numtorch import cli
-
     sys.exit(cli.main(["train", "--hidden", "16", "--epochs", "2", "--no-progress", "--out", str(folder)]))
 
 
