@@ -63,11 +63,21 @@ def spawn(spec):
     return report
 
 
+# A Python busy loop that also ends when its parent has gone (it then belongs to another parent).
+SPIN = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
+
+
 class Spinner:
-    """One CPU-bound process (a Python busy loop) for the life of a ``with`` block."""
+    """One CPU-bound process for the life of a ``with`` block."""
 
     def __enter__(self):
-        self.process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        self.process = subprocess.Popen([sys.executable, "-c", SPIN])
         time.sleep(0.2)
         return self
 
@@ -119,7 +129,8 @@ def run_row(row, pairs, log=print):
     with tempfile.TemporaryDirectory(prefix="numtorch-bench-") as folder:
         prepare(row, Path(folder))
         with Spinner() if row["busy"] else contextlib.nullcontext():
-            rounds = [[spawn(dict(contestant["spec"], environment=r == 0))
+            # Versions and thread pools from the first round (not cold starts: it adds to their memory).
+            rounds = [[spawn(dict(contestant["spec"], environment=r == 0 and row["group"] != "cold"))
                        for contestant in row["contestants"]]
                       for r in range(pairs)]
     result = dict(row, pairs=pairs, seconds=time.perf_counter() - started)

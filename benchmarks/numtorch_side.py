@@ -159,6 +159,4 @@ def run_cold(spec):
 
 
 def run(spec):
-    if spec.get("threads") not in (None, "auto") and spec["form"] != "fit":
-        nt.set_num_threads(spec["threads"])
     return globals()[f"run_{spec['form']}"](spec)

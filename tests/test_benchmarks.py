@@ -7,6 +7,8 @@ thing; the in-process race (``benchmarks.race``) and ``benchmarks.phases`` stay 
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -120,6 +122,21 @@ def test_the_spinner_keeps_a_core_busy_and_stops():
             fields = stat.read().rsplit(")", 1)[1].split()
         assert int(fields[11]) > 0, "no CPU time used"  # utime, in clock ticks
     assert spinner.process.poll() is not None
+
+
+def test_a_spinner_whose_parent_died_stops():
+    code = ("import subprocess, sys; from benchmarks.isolated import SPIN; "
+            "print(subprocess.Popen([sys.executable, '-c', SPIN]).pid)")
+    parent = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=isolated.ROOT,
+                            env=isolated.child_environment(), timeout=60)
+    orphan = int(parent.stdout)
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{orphan}") or open(f"/proc/{orphan}/stat").read().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(orphan, 9)
+        raise AssertionError("the spinner outlived its parent")
 
 
 def test_thread_rows_compare_auto_with_every_fixed_count_and_pytorch():
