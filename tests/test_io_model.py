@@ -209,3 +209,22 @@ def test_a_user_container_is_rebuilt_with_its_config_then_add(tmp_path):
     meta, arrays = io.read(tmp_path / "m.npz")
     assert meta["architecture"]["args"] == {"scale": 0.5} and sorted(arrays) == [
         "model/0.W", "model/0.b", "model/1.0.W", "model/1.0.b"]
+
+
+def test_load_weights_into_a_nested_branching_model(tmp_path):
+    """Any nesting of containers: weights and moving statistics land in the matching modules; another
+    branching structure is refused."""
+    from numtorch import models
+
+    source, shape = models.resnet((1, 8, 8), 10)
+    source.forward(np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32))
+    io.save(source, tmp_path / "r.npz", input_shape=shape)
+    nt.manual_seed(1)
+    target, _ = models.resnet((1, 8, 8), 10)
+    io.load_weights(target, tmp_path / "r.npz")
+    for ours, theirs in zip(flatten(target.getParameters()) + flatten(target.getBuffers()),
+                            flatten(source.getParameters()) + flatten(source.getBuffers())):
+        np.testing.assert_array_equal(ours, theirs)
+    other = nt.Sequential(nt.ConcatTable(nt.Linear(3, 2), nt.Identity()), nt.JoinTable(1))
+    with pytest.raises(ValueError, match="r.npz"):
+        io.load_weights(other, tmp_path / "r.npz")
