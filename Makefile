@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --upgrade pip
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -e '.[dev,train]'
+	$(BIN)/python -m pip install -e '.[dev,train,mpi]'
 	touch $@
 
 $(VENV)/.train: pyproject.toml | $(BIN)/python

@@ -131,6 +131,18 @@ def batch_norm_4d(rng, batch):
     return batch_norm(rng, images(rng, batch, int(rng.integers(1, 5))))
 
 
+def synchronised(build):
+    """A BatchNormalization row's builder made to give SyncBatchNormalization (one process: same function)."""
+
+    def build_sync(rng, batch):
+        plain, x = build(rng, batch)
+        module = nt.SyncBatchNormalization(plain.alpha, n_features=plain.n_features)
+        module.moving_mean[:], module.moving_variance[:] = plain.moving_mean, plain.moving_variance
+        return module, x
+
+    return build_sync
+
+
 def batch_norm_reference(m, x, p, b):
     """BatchNorm1d/2d without affine; PyTorch's momentum is 1 - alpha; b are the moving statistics."""
     return F().batch_norm(x, b[0], b[1], training=m.training, momentum=1 - m.alpha, eps=m.EPS)
@@ -327,6 +339,10 @@ MODULES = [
     ModuleCase("BatchNormalization/evaluate", batch_norm_evaluate, batch_norm_reference,
                modes=("evaluate",)),
     ModuleCase("BatchNormalization/4d", batch_norm_4d, batch_norm_reference,
+               modes=("train", "evaluate")),
+    ModuleCase("SyncBatchNormalization/train", synchronised(batch_norm_train), batch_norm_reference,
+               gradcheck_batches=(2, 3)),
+    ModuleCase("SyncBatchNormalization/4d", synchronised(batch_norm_4d), batch_norm_reference,
                modes=("train", "evaluate")),
     ModuleCase("ChannelwiseScaling", channelwise_scaling(2), channelwise_reference),
     ModuleCase("ChannelwiseScaling/4d", channelwise_scaling(4), channelwise_reference),

@@ -13,6 +13,7 @@ from test_data import write_mnist
 import numtorch as nt
 from numtorch import cli, io
 from numtorch.cli import main
+from numtorch.containers import walk
 
 SRC = os.path.join(os.path.dirname(__file__), "..", "src")
 FAST = ["--epochs", "2", "--hidden", "16", "--batch-size", "128", "--lr", "0.01"]
@@ -149,8 +150,9 @@ def test_python_m_numtorch_exit_status_and_stderr(tmp_path):
 
 
 def test_core_import_needs_no_extras():
-    code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli; "
-            "print(sorted(m for m in ('tqdm', 'matplotlib', 'sklearn', 'torch') if m in sys.modules))")
+    code = ("import sys, numtorch, numtorch.data, numtorch.io, numtorch.train, numtorch.cli, "
+            "numtorch.distributed; extras = ('tqdm', 'matplotlib', 'sklearn', 'torch', 'mpi4py', "
+            "'threadpoolctl'); print(sorted(m for m in extras if m in sys.modules))")
     result = python("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -326,3 +328,54 @@ def test_train_replaces_planted_symlinks_and_never_leaves_a_half_written_file(tm
     assert (out / "history.json").read_bytes() == record
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "confusion.png", "curves.png", "history.json",
                                        "model.npz"]
+
+
+def test_custom_makes_a_model_with_your_own_layers_loadable(tmp_path, capsys):
+    """Only numtorch's layers are built from a file; --custom imports the file or module defining yours."""
+    from user_layers import Noise
+
+    nt.manual_seed(0)
+    io.save(nt.Sequential(nt.Linear(64, 10), Noise(10)), tmp_path / "m.npz", input_shape=(64,))
+    assert run("summary", tmp_path / "m.npz") == 1
+    assert "unknown layer 'Noise'" in one_error_line(capsys)
+    layers = Path(__file__).parent / "user_layers.py"
+    assert run("summary", tmp_path / "m.npz", "--custom", layers) == 0
+    assert "Noise" in capsys.readouterr().out
+    assert run("evaluate", tmp_path / "m.npz", "--custom", "user_layers") == 0
+    assert "accuracy" in capsys.readouterr().out
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    for custom, message in ((tmp_path / "empty.py", "defines no numtorch Module subclass"),
+                            (tmp_path / "absent.py", "no such file"),
+                            ("no_such_module_here", "no_such_module")):
+        assert run("summary", tmp_path / "m.npz", "--custom", custom) == 1
+        assert message in one_error_line(capsys)
+
+
+def test_threads_option_fixes_the_blas_threads_or_leaves_them_to_fit(tmp_path, capsys, monkeypatch):
+    chosen = []
+    monkeypatch.setattr("numtorch.cli.set_num_threads", chosen.append)
+    assert run("train", *FAST, "--epochs", "1", "--threads", "1", "--out", tmp_path / "fixed") == 0
+    assert run("train", *FAST, "--epochs", "1", "--out", tmp_path / "auto") == 0
+    assert chosen == [1]
+    capsys.readouterr()
+    assert run("train", "--threads", "0") == 2
+    assert "argument --threads: expected auto or an integer >= 1, got '0'" in one_error_line(capsys)
+
+
+def test_resnet_preset_on_digits_saves_loads_and_summarises_the_tree(tmp_path, capsys):
+    out = tmp_path / "resnet"
+    assert run("train", "--model", "resnet", "--epochs", "3", "--batch-size", "64", "--no-progress",
+               "--out", out) == 0
+    model, meta = io.load_with_metadata(out / "model.npz")
+    assert meta["input_shape"] == [1, 8, 8]
+    assert sum(isinstance(m, nt.CAddTable) for _, m in walk(model)) == 2
+    record = json.loads((out / "history.json").read_text())
+    assert record["hidden"] == [] and record["test"]["accuracy"] > 0.5
+    capsys.readouterr()
+    assert run("summary", out / "model.npz") == 0
+    summary = capsys.readouterr().out
+    for text in ("    (0) ConcatTable", "[(N, 16, 4, 4), (N, 16, 4, 4)]", "    (1) CAddTable",
+                 "GlobalAvgPool2d", "(N, 32)", "Linear(32 -> 10)", "(N, 10)"):
+        assert text in summary, text
+    assert run("evaluate", out / "model.npz") == 0
+    assert f"accuracy {record['test']['accuracy']:.4f}" in capsys.readouterr().out

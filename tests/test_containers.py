@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import numtorch as nt
+from numtorch.containers import path_name, walk
 from numtorch.module import flatten
 
 
@@ -166,3 +167,180 @@ def test_needs_input_grad_false_on_a_container_skips_its_first_childs_input_grad
         np.testing.assert_array_equal(ours, theirs)
     skipping.needs_input_grad = True
     np.testing.assert_array_equal(skipping.backward(x, grad), full.gradInput)
+
+
+def branching_network():
+    nt.manual_seed(0)
+    block = nt.Sequential(nt.ConcatTable(nt.Sequential(nt.Linear(4, 4), nt.Tanh()), nt.Identity()),
+                          nt.CAddTable())
+    return nt.Sequential(nt.Linear(3, 4), block, nt.Concat(1, nt.Linear(4, 2), nt.Linear(4, 3)),
+                         nt.ConcatTable(nt.Identity(), nt.ReLU()), nt.ParallelTable(nt.Tanh(), nt.Sigmoid()),
+                         nt.JoinTable(1))
+
+
+def test_branching_repr_is_a_numbered_tree():
+    assert repr(branching_network()) == (
+        "Sequential(\n"
+        "  (0) Linear(3 -> 4)\n"
+        "  (1) Sequential(\n"
+        "    (0) ConcatTable(\n"
+        "      (0) Sequential(\n"
+        "        (0) Linear(4 -> 4)\n"
+        "        (1) Tanh\n"
+        "      )\n"
+        "      (1) Identity\n"
+        "    )\n"
+        "    (1) CAddTable\n"
+        "  )\n"
+        "  (2) Concat(dim=1,\n"
+        "    (0) Linear(4 -> 2)\n"
+        "    (1) Linear(4 -> 3)\n"
+        "  )\n"
+        "  (3) ConcatTable(\n"
+        "    (0) Identity\n"
+        "    (1) ReLU\n"
+        "  )\n"
+        "  (4) ParallelTable(\n"
+        "    (0) Tanh\n"
+        "    (1) Sigmoid\n"
+        "  )\n"
+        "  (5) JoinTable(dim=1)\n"
+        ")"
+    )
+    assert repr(nt.ConcatTable()) == "ConcatTable()" and repr(nt.Concat(-1)) == "Concat(dim=-1)"
+
+
+def test_walk_names_every_module_by_its_path():
+    net = branching_network()
+    names = [(path_name(path), type(module).__name__) for path, module in walk(net)]
+    assert names[:6] == [("", "Sequential"), ("(0)", "Linear"), ("(1)", "Sequential"),
+                         ("(1).(0)", "ConcatTable"), ("(1).(0).(0)", "Sequential"),
+                         ("(1).(0).(0).(0)", "Linear")]
+    assert len(names) == 19 and names[-1] == ("(5)", "JoinTable")
+
+
+def test_branching_network_parameters_nest_per_child_and_train_evaluate_recurse():
+    net = branching_network()
+    params = net.getParameters()
+    assert len(params) == 6 and params[1][0][0][0][0] is net[1][0][0][0].W
+    assert len(flatten(params)) == 8
+    net.evaluate()
+    assert all(not module.training for _, module in walk(net))
+
+
+def test_concat_table_grad_input_is_a_new_array_summing_the_branches():
+    nt.manual_seed(0)
+    net = nt.ConcatTable(nt.Linear(3, 2), nt.Identity())
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    output = net.forward(x)
+    grads = [np.ones_like(o) for o in output]
+    grad_input = net.backward(x, grads)
+    assert all(not np.may_share_memory(grad_input, m.gradInput) for m in net)
+    np.testing.assert_allclose(grad_input, net[0].gradInput + net[1].gradInput)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nt.ConcatTable(nt.Linear(3, 2), nt.Sequential(nt.Linear(3, 2), nt.ReLU())),
+    lambda: nt.Concat(1, nt.Linear(3, 2), nt.Sequential(nt.Linear(3, 2), nt.ReLU())),
+    lambda: nt.Sequential(nt.ConcatTable(nt.Linear(3, 2), nt.Linear(3, 2)), nt.CAddTable()),
+], ids=["ConcatTable", "Concat", "Sequential-of-ConcatTable"])
+def test_needs_input_grad_false_skips_every_branch_that_reads_the_input(make):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    nets = []
+    for _ in range(2):
+        nt.manual_seed(0)
+        nets.append(make())
+    full, skipping = nets
+    skipping.needs_input_grad = False
+    grads = None
+    for net in nets:
+        output = net.forward(x)
+        grads = grads or [np.ones_like(a) for a in (output if isinstance(output, list) else [output])]
+        grad = grads if isinstance(output, list) else grads[0]
+        net.backward(x, grad)
+    assert full.gradInput is not None and skipping.gradInput is None
+    for _, module in walk(skipping):
+        assert module.needs_input_grad is True or module is skipping
+    for ours, theirs in zip(flatten(skipping.getGradParameters()), flatten(full.getGradParameters())):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_parallel_table_needs_one_entry_per_branch():
+    net = nt.ParallelTable(nt.ReLU(), nt.Tanh())
+    with pytest.raises(ValueError, match=r"ParallelTable: expected input as a table of 2 entries \(one per "
+                                         r"module\), got 3: \[\(2, 1\), \(2, 1\), \(2, 1\)\]"):
+        net.forward([np.ones((2, 1), np.float32)] * 3)
+    with pytest.raises(TypeError, match=r"ParallelTable: expected input as a table \(a list of arrays\), "
+                                        r"got array of shape \(2, 1\)"):
+        net.forward(np.ones((2, 1), np.float32))
+
+
+def test_concat_checks_what_its_branches_give():
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match=r"Concat: expected module outputs that agree on every axis but 0, "
+                                         r"got shapes \[\(2, 2\), \(2, 4\)\]"):
+        nt.Concat(0, nt.Linear(3, 2), nt.Linear(3, 4)).forward(x)
+    with pytest.raises(TypeError, match=r"Concat: expected every module outputs entry as an array, got list"):
+        nt.Concat(1, nt.ConcatTable(nt.ReLU()), nt.ReLU()).forward(x)
+    with pytest.raises(TypeError, match="Concat: expected dim as an int, got str '1'"):
+        nt.Concat("1")
+
+
+def test_a_branchs_error_names_the_branch_and_the_containers_input():
+    net = nt.ConcatTable(nt.Linear(3, 2), nt.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"^ConcatTable: on input \(2, 3\), module \(1\) failed: "
+                                         r"Linear\(4 -> 2\): expected input \(N, 4\), got \(2, 3\)"):
+        net.forward(np.ones((2, 3), np.float32))
+    table = nt.ParallelTable(nt.ReLU(), nt.Linear(4, 2))
+    with pytest.raises(ValueError,
+                       match=r"^ParallelTable: on input \[\(2, 3\), \(2, 3\)\], module \(1\) failed"):
+        table.forward([np.ones((2, 3), np.float32)] * 2)
+
+
+def test_table_gradoutput_must_match_the_output_table():
+    net = nt.ConcatTable(nt.ReLU(), nt.Tanh())
+    x = np.ones((2, 3), np.float32)
+    net.forward(x)
+    with pytest.raises(ValueError, match=r"ConcatTable: expected gradOutput of the output's shape "
+                                         r"\[\(2, 3\), \(2, 3\)\], got \(2, 3\)"):
+        net.backward(x, np.ones((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"ConcatTable: expected gradOutput as a table of 2 entries"):
+        net.updateGradInput(x, np.ones((2, 3), np.float32))
+
+
+def test_direct_calls_drive_a_network_without_forward():
+    """The course's tests call updateOutput, updateGradInput and accGradParameters themselves."""
+    x = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    grad = np.ones((4, 10), np.float32)
+    results = []
+    for calls in ("forward", "updateOutput"):
+        net = branching_network()
+        output = getattr(net, calls)(x)
+        net.zeroGradParameters()
+        results.append((output.copy(), net.backward(x, grad).copy(), [g.copy() for g in
+                                                                     flatten(net.getGradParameters())]))
+    for ours, theirs in zip(flatten(list(results[1])), flatten(list(results[0]))):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_container_of_your_own_only_writes_its_data_flow():
+    class Residual(nt.Container):
+        """y = f(x) + x for its one child f."""
+
+        def updateOutput(self, input):
+            self.output = self.modules[0].forward(input) + input
+            return self.output
+
+        def updateGradInput(self, input, gradOutput):
+            self.gradInput = self.modules[0].updateGradInput(input, gradOutput) + gradOutput
+            return self.gradInput
+
+        def accGradParameters(self, input, gradOutput):
+            self.modules[0].accGradParameters(input, gradOutput)
+
+    nt.manual_seed(0)
+    net = Residual(nt.Linear(3, 3))
+    assert repr(net) == "Residual(\n  (0) Linear(3 -> 3)\n)"
+    assert len(net.getParameters()) == 1 and net.evaluate().modules[0].training is False
+    assert nt.gradcheck(net, np.random.default_rng(0).standard_normal((2, 3))) <= 1e-6

@@ -166,3 +166,27 @@ def test_gradient_keeps_the_input_dtype_whatever_the_target(make, input, target,
     assert isinstance(criterion.forward(x, target), float)
     grad = criterion.backward(x, target)
     assert grad.dtype == dtype and grad.shape == x.shape and grad is criterion.gradInput
+
+
+@pytest.mark.parametrize("make", [nt.ClassNLLCriterion, nt.ClassNLLCriterionUnstable])
+def test_log_probabilities_fed_as_probabilities_fail_loudly(make):
+    """The seed's ClassNLLCriterion takes probabilities; LogSoftMax output there used to give ~34.5."""
+    scores = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    log_probabilities = nt.LogSoftMax().forward(scores)
+    labels = np.array([0, 1, 2, 1])
+    criterion = make()
+    for call in (criterion.forward, criterion.backward, criterion.updateOutput, criterion.updateGradInput):
+        with pytest.raises(ValueError, match=r"expected input probabilities \(a SoftMax output\) values "
+                                             r"in \[0, 1\], got values from .* use "
+                                             r"ClassNLLCriterion\(log_input=True\)"):
+            call(log_probabilities, labels)
+    assert nt.ClassNLLCriterion(log_input=True).forward(log_probabilities, labels) == pytest.approx(
+        nt.ClassNLLCriterion().forward(np.exp(log_probabilities), labels), rel=1e-5)
+
+
+def test_unstable_criterion_has_the_courses_eps():
+    """The course's tests read ClassNLLCriterionUnstable.EPS and clip their probabilities to it."""
+    assert nt.ClassNLLCriterionUnstable.EPS == 1e-15 == nt.ClassNLLCriterion.EPS
+    p = np.array([[1.0, 0.0]], np.float32).clip(nt.ClassNLLCriterionUnstable.EPS,
+                                                1 - nt.ClassNLLCriterionUnstable.EPS)
+    assert np.isfinite(nt.ClassNLLCriterionUnstable().forward(p, np.array([1])))

@@ -225,10 +225,12 @@ def test_load_npz_size_limit(tmp_path):
     X, y = np.ones((10, 3), np.uint8), np.arange(10)
     np.savez(tmp_path / "d.npz", X=X, y=y)
     stored = X.nbytes + y.nbytes
-    assert load_npz(tmp_path / "d.npz", max_bytes=stored)[0].shape == (10, 3)
+    needed = stored + 4 * X.size  # X as stored and as float32 (y is int64 already)
+    assert load_npz(tmp_path / "d.npz", max_bytes=needed)[0].shape == (10, 3)
     assert load_npz(tmp_path / "d.npz", max_bytes=None)[0].shape == (10, 3)
-    with pytest.raises(ValueError, match=rf"X and y declare {stored} bytes, over max_bytes={stored - 1}"):
-        load_npz(tmp_path / "d.npz", max_bytes=stored - 1)
+    with pytest.raises(ValueError, match=rf"X and y declare {stored} bytes, {needed} with X as float32 and "
+                                         rf"y as int64, over max_bytes={needed - 1}"):
+        load_npz(tmp_path / "d.npz", max_bytes=needed - 1)
     for bad, error in ((0, ValueError), (-5, ValueError), (1.5, TypeError), (True, TypeError)):
         with pytest.raises(error, match="load_npz: expected max_bytes"):
             load_npz(tmp_path / "d.npz", max_bytes=bad)

@@ -82,6 +82,28 @@ def test_train_mnist_cnn_learns_in_one_short_epoch(monkeypatch):
     assert lines[1].startswith("epoch 1  loss") and " s  test accuracy" in lines[1]
 
 
+def test_train_mnist_resnet_skips_where_the_data_is_absent(tmp_path, capsys):
+    assert load_example("train_mnist_resnet").main([str(tmp_path / "absent")]) == 0
+    assert capsys.readouterr().out.startswith(f"skipped: MNIST folder {tmp_path / 'absent'} not found")
+
+
+def test_train_mnist_resnet_learns_in_two_short_epochs(monkeypatch):
+    """2,000 training images, 500 test ones: the residual network of tables runs through fit and
+    learns, without the data gradient (the full run, 8 epochs on 8,000 images, reaches about 99%)."""
+    if not MNIST.is_dir():
+        pytest.skip(f"{MNIST} not found (optional data for this check)")
+    lines = []
+    example = load_example("train_mnist_resnet")
+    monkeypatch.setattr(example, "N_TRAIN", 2000)
+    monkeypatch.setattr(example, "N_TEST", 500)
+    backward_results = record_backward_results(monkeypatch)
+    accuracy = example.train(MNIST, epochs=2, log=lambda line: lines.append(str(line)))
+    assert backward_results and backward_results[-1] is None  # the outermost call, last
+    assert accuracy >= 0.6
+    assert "ConcatTable" in lines[0] and "CAddTable" in lines[0]
+    assert lines[-1] == f"test accuracy {accuracy:.2%} (500 images)"
+
+
 README = EXAMPLES.parent / "README.md"
 SRC = EXAMPLES.parent / "src"
 SKIP_STATUS = 77

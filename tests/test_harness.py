@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 import numtorch as nt
-from harness import ModuleCase, check_module_against_torch, check_module_gradcheck, import_torch
+from harness import (
+    ModuleCase,
+    check_module_against_torch,
+    check_module_direct_calls,
+    check_module_gradcheck,
+    import_torch,
+)
 
 torch = import_torch()
 
@@ -74,3 +80,27 @@ def test_harness_catches_wrong_moving_statistics():
                                                           momentum=1 - m.alpha, eps=m.EPS))
     with pytest.raises(AssertionError, match="buffer"):
         check_module_against_torch(torch, case, seed=0, batch=4, mode="train")
+
+
+class ForwardOnlyScale(nt.Module):
+    """Does its work in forward instead of updateOutput: a direct updateOutput call misses it."""
+
+    def forward(self, input):
+        self.scale = 2.0
+        return super().forward(input)
+
+    def updateOutput(self, input):
+        self.output = input * getattr(self, "scale", 1.0)
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput * getattr(self, "scale", 1.0)
+        return self.gradInput
+
+
+def test_direct_call_pass_catches_work_done_only_in_forward():
+    case = ModuleCase("forward-only", lambda rng, n: (ForwardOnlyScale(), rng.standard_normal((n, 3))),
+                      lambda m, x, p, b: 2 * x)
+    check_module_against_torch(torch, case, seed=0, batch=4, mode="train")
+    with pytest.raises(AssertionError, match="updateOutput"):
+        check_module_direct_calls(case, "train")

@@ -13,6 +13,7 @@ import gzip
 import io as stdio
 import json
 import math
+import os
 import pathlib
 import re
 import tracemalloc
@@ -146,8 +147,9 @@ def npy_entry(shape, payload, descr="<f4"):
                          ids=["terabytes", "overflowing", "gigabytes", "a-little-more"])
 def test_an_entry_declaring_more_than_it_holds_is_refused_before_allocating(tmp_path, shape):
     path = model_file(tmp_path)
+    np.savez(path, **{key: value for key, value in entries(path).items() if key != "model/0.W"})
     with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr("model/huge.npy", npy_entry(shape, bytes(16)))
+        archive.writestr("model/0.W.npy", npy_entry(shape, bytes(16)))
     with pytest.raises(ValueError, match="declares shape"):
         numtorch.load(path)
 
@@ -577,3 +579,357 @@ def test_a_consistent_dataset_bomb_is_refused_by_the_size_limit_before_allocatin
     assert str(path) in str(error) and "max_bytes" in str(error), error
     assert "100,040,000 bytes" in str(error), error
     assert peak < SMALL
+
+
+# Second round (issue 15): refuse before allocating, fail without side effects.
+
+def files_in(directory):
+    """Every file under ``directory`` and its bytes: what a refused load must leave as it was."""
+    return {path: path.read_bytes() for path in pathlib.Path(directory).rglob("*") if path.is_file()}
+
+
+def refuse_load(path, edit, **load_options):
+    """Rewrite the model at ``path`` with ``edit(header)`` and return the error and peak of loading it."""
+    rewrite(path, edit(header(path)))
+    before = files_in(path.parent)
+    error, peak = peak_allocation(lambda p: numtorch.load(p, **load_options), path)
+    assert files_in(path.parent) == before
+    assert str(path) in str(error), error
+    return error, peak
+
+
+def replace_architecture(spec):
+    return lambda meta: {**meta, "architecture": spec}
+
+
+def layer(name, **args):
+    return {"class": name, "args": args}
+
+
+def network(first, *after):
+    """The small model's architecture with ``first`` for its first layer and ``after`` appended."""
+    children = [first, layer("ReLU"), layer("Linear", n_in=3, n_out=2), *after]
+    return replace_architecture({"class": "Sequential", "args": {}, "children": children})
+
+
+@pytest.mark.parametrize("edit,message", [
+    (network(layer("Linear", n_in=20000, n_out=20000)),
+     r"0.W of Linear\(n_in=20000, n_out=20000\) has shape \(3, 4\) in the file, "
+     r"the model expects \(20000, 20000\)"),
+    (network(layer("Linear", n_in=100000, n_out=100000)), r"expects \(100000, 100000\)"),
+    (network(layer("Conv2d", in_channels=4, out_channels=3, kernel_size=30000)),
+     r"expects \(3, 4, 30000, 30000\)"),
+    (network(layer("Linear", n_in=4, n_out=3), layer("BatchNormalization", n_features=10**9)),
+     r"missing \['model/3.moving_mean', 'model/3.moving_variance'\]"),
+], ids=["Linear-20000", "Linear-100000", "Conv2d-kernel-30000", "BatchNormalization-1e9"])
+def test_declared_sizes_are_checked_against_the_file_before_any_constructor_runs(tmp_path, edit, message):
+    """A small file whose JSON declares a huge layer (15: 1): refused from the headers, nothing built."""
+    error, peak = refuse_load(model_file(tmp_path), edit)
+    assert re.search(message, str(error)), error
+    assert peak < SMALL, f"refusing allocated {peak} bytes"
+
+
+@pytest.mark.parametrize("child,args,message", [
+    (1, None, None),
+    (0, {"n_in": 2.5, "n_out": 3}, r"Linear: expected n_in as an int, got float 2.5"),
+    (0, {"n_in": "four", "n_out": 3}, r"Linear: expected n_in as an int, got str 'four'"),
+    (0, {"n_in": 4}, r"missing a required argument: 'n_out'"),
+], ids=["valid", "float", "string", "missing"])
+def test_constructor_arguments_from_a_file_are_checked_as_the_constructor_would(tmp_path, child, args,
+                                                                                 message):
+    path = model_file(tmp_path)
+    if args is None:
+        assert isinstance(numtorch.load(path), numtorch.Sequential)
+        return
+    error, peak = refuse_load(path, set_child(child, args=args))
+    assert re.search(message, str(error)) and "cannot rebuild the model" in str(error), error
+    assert peak < SMALL
+
+
+@pytest.mark.parametrize("name,args,message", [
+    ("BatchNormalization", {"n_features": "abc"},
+     r"BatchNormalization: expected n_features as an int, got str"),
+    ("BatchNormalization", {"n_features": -3}, r"BatchNormalization: expected n_features >= 1, got -3"),
+    ("Dropout", {"p": 5}, r"Dropout: expected p in \[0, 1\), got 5.0"),
+    ("LeakyReLU", {"slope": "steep"}, r"LeakyReLU: expected slope as a number, got str 'steep'"),
+    ("Conv2d", {"in_channels": 1, "out_channels": 1, "kernel_size": [1, 2, 3]},
+     r"Conv2d: expected kernel_size"),
+    ("MaxPool2d", {"kernel_size": 2, "padding": 9}, r"MaxPool2d: expected padding at most half the kernel"),
+])
+def test_hyper_parameters_from_a_file_are_checked_as_the_constructor_would(tmp_path, name, args, message):
+    error, peak = refuse_load(model_file(tmp_path), set_child(1, **{"class": name, "args": args}))
+    assert re.search(message, str(error)), error
+    assert peak < SMALL
+
+
+def test_a_consistent_model_larger_than_max_bytes_is_refused_before_building(tmp_path):
+    """A file that holds what it declares is refused by the budget (parameters, gradients, buffers)."""
+    numtorch.manual_seed(0)
+    path = tmp_path / "wide.npz"
+    io.save(numtorch.Sequential(numtorch.Linear(600, 600)), path)  # 1.44 MB of weights, 2.9 MB with gradients
+    error, peak = peak_allocation(lambda p: numtorch.load(p, max_bytes=2**21), path)
+    assert str(path) in str(error) and "360,600 parameters: 2,884,800 bytes" in str(error), error
+    assert "max_bytes=2,097,152" in str(error)
+    assert peak < 600 * 600 * 4 / 4, f"refusing allocated {peak} bytes"
+    assert numtorch.load(path, max_bytes=2884800)[0].W.shape == (600, 600)
+
+
+@pytest.mark.parametrize("name", ["Module", "Container", "_Pool2d", "Criterion", "Optimizer"])
+def test_abstract_and_private_classes_are_never_built_from_a_file(tmp_path, name):
+    error, peak = refuse_load(model_file(tmp_path), set_child(1, **{"class": name, "args": {}}))
+    assert f"unknown layer '{name}'" in str(error)
+
+
+def test_nesting_deeper_than_the_documented_limit_is_refused(tmp_path):
+    """400 nested Sequentials (15: 4): a clear error, not a RecursionError; such a model is never saved."""
+    spec = layer("ReLU")
+    for _ in range(400):
+        spec = {"class": "Sequential", "args": {}, "children": [spec]}
+    error, _ = refuse_load(model_file(tmp_path), replace_architecture(spec))
+    assert "nested more than 64 levels deep" in str(error), error
+    deep = numtorch.ReLU()
+    for _ in range(100):
+        deep = numtorch.Sequential(deep)
+    with pytest.raises(ValueError, match="nested more than 64 levels deep, which load refuses"):
+        io.save(deep, tmp_path / "deep.npz")
+    assert not (tmp_path / "deep.npz").exists()
+
+
+def test_only_numtorch_classes_are_built_unless_custom_names_them(tmp_path):
+    """A file naming a user's class whose constructor has side effects (15: 9)."""
+    from user_layers import WritesMarker
+
+    marker = tmp_path / "marker"
+    path = model_file(tmp_path)
+    rewrite(path, set_child(1, **{"class": "WritesMarker", "args": {"marker": str(marker)}})(header(path)))
+    with pytest.raises(ValueError, match=r"unknown layer 'WritesMarker' .*custom=\[YourLayer\]") as error:
+        numtorch.load(path)
+    assert str(path) in str(error.value) and not marker.exists()
+    assert isinstance(numtorch.load(path, custom=[WritesMarker])[1], WritesMarker) and marker.exists()
+    with pytest.raises(TypeError, match="custom as a list of Module classes"):
+        numtorch.load(path, custom=[int])
+    impostor = type("Linear", (WritesMarker,), {})
+    with pytest.raises(ValueError, match="has the name of numtorch's Linear"):
+        numtorch.load(path, custom=[impostor])
+
+
+def test_load_weights_builds_only_the_classes_of_the_given_model_in_its_tree(tmp_path):
+    from user_layers import WritesMarker
+
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    model = numtorch.Sequential(numtorch.Linear(4, 3), WritesMarker(str(ours)))
+    path = tmp_path / "m.npz"
+    io.save(model, path)
+    io.load_weights(model, path)  # the model's own classes need no custom=
+
+    def swap(arch):
+        arch["children"].reverse()
+        arch["children"][0]["args"]["marker"] = str(theirs)
+
+    rewrite(path, edit_architecture(swap)(header(path)))
+    weights = model[0].W.copy()
+    with pytest.raises(ValueError, match=r"holds Sequential\(WritesMarker, Linear\), not") as error:
+        io.load_weights(model, path)
+    assert str(path) in str(error.value) and not theirs.exists()
+    np.testing.assert_array_equal(model[0].W, weights)
+
+
+def trained_checkpoint(path):
+    """A checkpoint of ``small_model`` after one Adam step; returns the model and optimizer it holds."""
+    net = small_model()
+    optimizer = numtorch.optim.Adam(net)
+    optimizer.zero_grad()
+    x = np.ones((2, 4), np.float32)
+    net.backward(x, net.forward(x))
+    optimizer.step()
+    io.save_checkpoint(path, net, optimizer, 1, history={"epoch": [1]})
+    return net, optimizer
+
+
+def state_of(model, optimizer):
+    """Copies of everything a failed load_checkpoint must leave alone: weights, optimizer state, RNG."""
+    state = optimizer.state_dict()
+    return ([p.copy() for p in numtorch.module.flatten(model.getParameters())], json.dumps(
+        {**state, "buffers": {k: [a.tolist() for a in v] for k, v in state["buffers"].items()}}),
+        json.dumps(numtorch.get_rng_state()))
+
+
+def set_buffer(name, value):
+    def edit(arrays):
+        arrays[f"optimizer/{name}/0"] = np.full_like(arrays[f"optimizer/{name}/0"], value) \
+            if not isinstance(value, np.ndarray) else value
+    return edit
+
+
+CHECKPOINT_FAULTS = {
+    **{f"no-{field}": (lambda m, field=field: m.pop(field), None, f"missing \\['{field}'\\]")
+       for field in ("epoch", "rng", "optimizer", "optimizer_buffers", "state")},
+    "step-negative": (lambda m: m["optimizer"].update(step=-1), None, "expected step >= 0, got -1"),
+    "step-infinite": (lambda m: m["optimizer"].update(step=float("inf")), None, "expected step as an int"),
+    "rng-huge": (lambda m: m["rng"]["state"].update(state=2**200), None, "rng is not a generator state"),
+    "epoch-string": (lambda m: m.update(epoch="1"), None, "expected epoch as an int >= 0"),
+    "other-optimizer": (lambda m: m["optimizer"].update({"class": "SGD"}), None, "the state is of 'SGD'"),
+    "unknown-buffer": (lambda m: m["optimizer_buffers"].update(evil=2), None, "buffer 'evil' has 2 arrays"),
+    "second-moment-nan": (None, set_buffer("exp_avg_sq", np.nan), r"exp_avg_sq'\[0\]: expected finite"),
+    "second-moment-inf": (None, set_buffer("exp_avg_sq", np.inf), r"exp_avg_sq'\[0\]: expected finite"),
+    "second-moment-negative": (None, set_buffer("exp_avg_sq", -1.0), "running average of squares"),
+    "first-moment-nan": (None, set_buffer("exp_avg", np.nan), r"exp_avg'\[0\]: expected finite"),
+    "float16-buffer": (None, set_buffer("exp_avg", np.zeros((3, 4), np.float16)), "is float16"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CHECKPOINT_FAULTS))
+def test_a_refused_checkpoint_changes_nothing(tmp_path, kind):
+    """15: 3. The whole checkpoint is checked first: weights, optimizer buffers and RNG stay as they were."""
+    edit_meta, edit_arrays, message = CHECKPOINT_FAULTS[kind]
+    path = tmp_path / "checkpoint.npz"
+    trained_checkpoint(path)
+    stored = entries(path)
+    meta = json.loads(str(stored[HEADER]))
+    if edit_meta:
+        edit_meta(meta)
+    if edit_arrays:
+        edit_arrays(stored)
+    stored[HEADER] = np.array(json.dumps(meta))
+    np.savez(path, **stored)
+    numtorch.manual_seed(5)
+    model = small_model()
+    optimizer = numtorch.optim.Adam(model, lr=0.5)
+    before = state_of(model, optimizer)
+    with pytest.raises((ValueError, TypeError), match=message) as error:
+        io.load_checkpoint(path, model, optimizer)
+    assert str(path) in str(error.value)
+    after = state_of(model, optimizer)
+    assert all(np.array_equal(a, b) for a, b in zip(before[0], after[0])) and before[1:] == after[1:]
+
+
+def test_fit_refuses_a_checkpoint_it_cannot_continue_before_changing_anything(tmp_path):
+    """epoch=10**9 in a checkpoint skipped training and exited 0; now its history must hold as many epochs."""
+    from numtorch.train import fit
+
+    path = tmp_path / "checkpoint.npz"
+    X, y = np.ones((4, 4), np.float32), np.array([0, 1, 0, 1])
+
+    def run(model, optimizer, epochs, resume):
+        return fit(model, numtorch.CrossEntropyCriterion(), optimizer, (X, y), epochs=epochs, checkpoint=path,
+                   resume=resume, progress=False)
+
+    model = small_model()
+    run(model, numtorch.optim.Adam(model), 1, False)
+    rewrite(path, {**header(path), "epoch": 10**9})
+    model = small_model()
+    optimizer = numtorch.optim.Adam(model)
+    before = state_of(model, optimizer)
+    with pytest.raises(ValueError, match="not a checkpoint fit can resume: expected a history of 1000000000"):
+        run(model, optimizer, 2, True)
+    after = state_of(model, optimizer)
+    assert all(np.array_equal(a, b) for a, b in zip(before[0], after[0])) and before[1:] == after[1:]
+
+
+def test_npz_memory_is_bounded_after_conversion_to_float32(tmp_path):
+    """15: 6. A 100 MB uint8 X needs 500 MB once converted: counted, and refused before reading."""
+    path = tmp_path / "data.npz"
+    np.savez(path, y=np.zeros(10_000, np.int64))
+    add_bomb(path, "X", shape=(10_000, 10_000), descr="|u1")
+    error, peak = peak_allocation(lambda p: load_npz(p, max_bytes=3 * 10**8), path)
+    assert str(path) in str(error) and "100,080,000 bytes, 500,080,000 with X as float32" in str(error), error
+    assert peak < SMALL
+
+
+def test_a_successful_npz_load_stays_within_what_it_counts(tmp_path):
+    path = tmp_path / "data.npz"
+    X = np.random.default_rng(0).standard_normal((500, 1000))
+    np.savez(path, X=X, y=np.zeros(500, np.int64))
+    needed = X.nbytes + 500 * 8 + X.size * 4 + X.size  # stored, X as float32, the finite check's mask
+    with pytest.raises(ValueError, match="max_bytes"):
+        load_npz(path, max_bytes=needed - 1)
+    tracemalloc.start()
+    try:
+        load_npz(path, max_bytes=needed)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= needed * 1.02, (peak, needed)
+
+
+def test_uint64_labels_that_do_not_fit_int64_are_refused(tmp_path):
+    """15: 10. They wrapped to negative int64 labels."""
+    path = tmp_path / "data.npz"
+    np.savez(path, X=np.zeros((2, 3), np.float32), y=np.array([1, 2**63 + 5], np.uint64))
+    with pytest.raises(ValueError, match="expected labels that fit int64, got 9223372036854775813") as error:
+        load_npz(path)
+    assert str(path) in str(error.value)
+    np.savez(path, X=np.zeros((2, 3), np.float32), y=np.array([1, 2], np.uint64))
+    assert load_npz(path)[1].dtype == np.int64
+
+
+def test_mnist_memory_is_bounded_after_conversion_to_float32(tmp_path):
+    """15: 6. A gzip of a few bytes declaring 1 GiB of images needed 5 GiB once converted (9.5 with a
+    temporary): the header is checked against max_bytes (4 GiB) before anything is inflated."""
+    files = mnist_files()
+    write_mnist(tmp_path, {"labels": files["labels"]}, compress=False)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip_of(idx_header((2**16, 2**7, 2**7)), 1000))
+    error, peak = peak_allocation(load_mnist, tmp_path)
+    assert str(path) in str(error) and "over the limit of 858,993,459 bytes" in str(error), error
+    assert peak < SMALL
+
+
+def test_mnist_load_stays_within_five_bytes_a_pixel(tmp_path):
+    files = mnist_files(n=2000, rows=28, cols=28)
+    write_mnist(tmp_path, files, compress=False)
+    tracemalloc.start()
+    try:
+        X, _ = load_mnist(tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 5 * X.size + 9 * 2000 + 2**16, peak
+
+
+def test_an_archive_of_too_many_entries_is_refused_before_parsing_them(tmp_path, monkeypatch):
+    """15: 10. 100,000 entries took 31 s (each header parsed) and a 1.3 MB message."""
+    path = model_file(tmp_path)
+    with zipfile.ZipFile(path, "a") as archive:
+        for i in range(3000):
+            archive.writestr(f"model/extra{i}.npy", b"")
+    with pytest.raises(ValueError, match=r"unexpected \['model/extra0', .* and 2,995 more\]") as error:
+        numtorch.load(path)
+    assert str(path) in str(error.value) and len(str(error.value)) < 600
+    monkeypatch.setattr(io.archive, "MAX_ENTRIES", 1000)
+    with pytest.raises(ValueError, match="3,005 entries, more than the 1,000 numtorch reads") as error:
+        numtorch.load(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_fifo_given_as_a_file_is_refused_without_waiting(tmp_path):
+    """15: 10. Opening a FIFO for reading waits for a writer forever."""
+    import threading
+
+    fifo = tmp_path / "model.npz"
+    os.mkfifo(fifo)
+    outcomes = {}
+
+    def attempt(name, call):
+        try:
+            call(fifo)
+        except ValueError as error:
+            outcomes[name] = str(error)
+
+    for name, call in (("load", numtorch.load), ("load_npz", load_npz),
+                       ("read_idx", numtorch.data.read_idx)):
+        thread = threading.Thread(target=attempt, args=(name, call), daemon=True)
+        thread.start()
+        thread.join(timeout=20)
+        assert not thread.is_alive(), f"{name} is waiting on the FIFO"
+        assert outcomes[name] == f"{fifo}: not a regular file (a FIFO (named pipe))"
+
+
+@pytest.mark.parametrize("shape", [(1,) * 200, (2**32 - 1, 2**32 - 1, 0)], ids=["rank-200", "huge-and-zero"])
+def test_idx_errors_name_the_file(tmp_path, shape):
+    """15: 10. NumPy's errors (64 dimensions at most; a shape it cannot make) came without the file."""
+    path = tmp_path / "data.idx"
+    path.write_bytes(idx_header(shape) + bytes(1 if 0 not in shape else 0))
+    with pytest.raises(ValueError) as error:
+        numtorch.data.read_idx(path)
+    assert str(error.value).startswith(f"{path}: IDX header says ")

@@ -15,19 +15,19 @@ def test_user_modules_round_trip_with_tuple_and_module_arguments(tmp_path):
     net = nt.Sequential(nt.Linear(2, 3), Noise(3, scale=0.25, sizes=(4, 5)))
     net[1].shift[:] = [1, 2, 3]
     io.save(net, tmp_path / "m.npz")
-    loaded = io.load(tmp_path / "m.npz")
+    loaded = io.load(tmp_path / "m.npz", custom=[Noise])
     assert loaded[1].sizes == (4, 5) and loaded[1].scale == 0.25
     np.testing.assert_array_equal(loaded[1].shift, [1, 2, 3])
 
     holder = Holder(Noise(2))
     holder.inner.shift[:] = [5, 6]
     io.save(holder, tmp_path / "h.npz")
-    np.testing.assert_array_equal(io.load(tmp_path / "h.npz").inner.shift, [5, 6])
+    np.testing.assert_array_equal(io.load(tmp_path / "h.npz", custom=[Holder, Noise]).inner.shift, [5, 6])
 
 
 def test_var_positional_and_keyword_arguments_round_trip(tmp_path):
     io.save(Options((1, 2), mode="fast", extra={"a": (1, 2)}), tmp_path / "m.npz")
-    loaded = io.load(tmp_path / "m.npz")
+    loaded = io.load(tmp_path / "m.npz", custom=[Options])
     assert loaded.sizes == (1, 2) and loaded.options == {"mode": "fast", "extra": {"a": (1, 2)}}
 
 

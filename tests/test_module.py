@@ -55,6 +55,39 @@ def test_config_rebuilds_an_equivalent_module(case):
             == [(p.shape, p.dtype) for p in flatten(module.getParameters())])
 
 
+def modules_in(module):
+    yield module
+    for child in getattr(module, "modules", ()):
+        yield from modules_in(child)
+
+
+@pytest.mark.parametrize("case", MODULES, ids=str)
+def test_array_shapes_declares_what_the_constructor_creates(case):
+    """``load`` trusts ``array_shapes`` to refuse a file before building: it must match the real arrays."""
+    module, _ = case.build(np.random.default_rng(0), 2)
+    for part in modules_in(module):
+        fresh = type(part)(**part.config()) if not hasattr(part, "modules") else part
+        held = {name: None if getattr(fresh, name) is None else getattr(fresh, name).shape
+                for name in (*fresh._parameters, *fresh._buffers)}
+        assert type(part).array_shapes(**part.config()) == held
+
+
+def test_every_layer_with_arrays_declares_them():
+    import inspect
+
+    from numtorch.io.architecture import module_classes
+
+    default = inspect.getattr_static(nt.Module, "array_shapes")
+    for cls in module_classes().values():
+        if cls._parameters or cls._buffers:
+            assert inspect.getattr_static(cls, "array_shapes") is not default, cls
+    assert nt.BatchNormalization.array_shapes(n_features=None) == {"moving_mean": None,
+                                                                   "moving_variance": None}
+    with pytest.raises(TypeError, match="BatchNormalization: expected n_features as an int, got str 'abc'"):
+        nt.BatchNormalization.array_shapes(n_features="abc")
+    assert nt.Linear.array_shapes(3, 2, bias=False) == {"W": (2, 3), "b": None}
+
+
 @pytest.mark.parametrize("bad,error,message", [
     ([[1.0, 2.0]], TypeError, r"Double: expected input as a NumPy float array, got list"),
     (np.ones((2, 3), dtype=np.int64), TypeError, r"dtype float32 or float64, got int64 \(convert it"),

@@ -232,3 +232,33 @@ def test_fit_restores_the_flag_when_a_step_fails():
     with pytest.raises(RuntimeError, match="criterion failed"):
         fit(model, Failing(), SGD(model, lr=0.1), (X, y), epochs=1, progress=False)
     assert model.needs_input_grad is True
+
+
+def branching_model(seed=0):
+    """Residual and parallel branches with BatchNorm and Dropout: tables through fit and checkpoints."""
+    nt.manual_seed(seed)
+    body = nt.Sequential(nt.Linear(8, 8), nt.BatchNormalization(n_features=8), nt.ReLU(), nt.Dropout(0.2))
+    head = nt.Concat(1, nt.Linear(8, 3), nt.Sequential(nt.Tanh(), nt.Linear(8, 2)))
+    return nt.Sequential(nt.Linear(2, 8), nt.ConcatTable(body, nt.Identity()), nt.CAddTable(), head,
+                         nt.Linear(5, 3))
+
+
+def test_a_branching_model_trains_and_resumes_bit_for_bit(tmp_path):
+    def run(folder, epochs, resume):
+        model = branching_model()
+        optimizer = Adam(model, lr=0.01)
+        history = fit(model, nt.CrossEntropyCriterion(), optimizer, blobs(), val=blobs(40, seed=1),
+                      epochs=epochs, batch_size=16, checkpoint=folder / "c.npz", resume=resume,
+                      progress=False)
+        return model, history
+
+    for name in ("full", "run"):
+        (tmp_path / name).mkdir()
+    uninterrupted, full_history = run(tmp_path / "full", 4, resume=False)
+    assert full_history["val_accuracy"][-1] > 0.9
+    run(tmp_path / "run", 2, resume=False)
+    resumed, history = run(tmp_path / "run", 4, resume=True)
+    assert history == full_history
+    for ours, theirs in zip(flatten(resumed.getParameters()) + flatten(resumed.getBuffers()),
+                            flatten(uninterrupted.getParameters()) + flatten(uninterrupted.getBuffers())):
+        np.testing.assert_array_equal(ours, theirs)

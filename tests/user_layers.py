@@ -96,3 +96,23 @@ class WrongConfig(Module):
 
     def config(self):
         return {"size": self.width}
+
+
+class WritesMarker(Module):
+    """A user layer whose constructor has a side effect: it creates the file ``marker``."""
+
+    def __init__(self, marker):
+        super().__init__()
+        self.marker = marker
+        open(marker, "w").close()
+
+    def config(self):
+        return {"marker": self.marker}
+
+    def updateOutput(self, input):
+        self.output = input.copy()
+        return self.output
+
+    def updateGradInput(self, input, gradOutput):
+        self.gradInput = gradOutput.copy()
+        return self.gradInput

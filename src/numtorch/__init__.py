@@ -4,6 +4,7 @@
 course notebook's ``from modules import *`` did.
 """
 
+from numtorch import _launcher  # noqa: F401  (first: limits BLAS threads under mpiexec before NumPy loads)
 from numtorch.containers import Concat, ConcatTable, Container, ParallelTable, Sequential
 from numtorch.criterions import (
     BCECriterion,
@@ -12,6 +13,7 @@ from numtorch.criterions import (
     CrossEntropyCriterion,
     MSECriterion,
 )
+from numtorch.distributed import SyncBatchNormalization
 from numtorch.gradcheck import gradcheck
 from numtorch.io import load, save
 from numtorch.layers import (
@@ -41,6 +43,7 @@ from numtorch.layers import (
 from numtorch.module import Criterion, Module
 from numtorch.optim import SGD, Adam, AdamW, RMSprop, adam_optimizer, sgd_momentum
 from numtorch.random import get_rng_state, manual_seed, set_rng_state
+from numtorch.threads import get_num_threads, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -82,13 +85,16 @@ __all__ = [
     "Sigmoid",
     "SoftMax",
     "SoftPlus",
+    "SyncBatchNormalization",
     "Tanh",
     "adam_optimizer",
+    "get_num_threads",
     "get_rng_state",
     "gradcheck",
     "load",
     "manual_seed",
     "save",
+    "set_num_threads",
     "set_rng_state",
     "sgd_momentum",
 ]

@@ -68,6 +68,8 @@ def check_data(owner, data, what="input", kind="array"):
 
 def check_finite(owner, array, what="target"):
     """No NaN or infinity in ``array``; the message shows the first offending value and where."""
+    if np.isfinite(array).all():  # one mask of a byte a value; the position is looked for only on failure
+        return
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -178,12 +180,12 @@ def check_class_target(owner, input, target):
     )
 
 
-def check_values_in(owner, array, low, high, what="input"):
-    """Every element finite and within [low, high]."""
+def check_values_in(owner, array, low, high, what="input", hint=""):
+    """Every element finite and within [low, high]; ``hint`` ends the message (what to do instead)."""
     if not np.all(np.isfinite(array)) or array.min() < low or array.max() > high:
         raise ValueError(
             f"{label(owner)}: expected {what} values in [{low:g}, {high:g}], "
-            f"got values from {np.min(array):g} to {np.max(array):g}"
+            f"got values from {np.min(array):g} to {np.max(array):g}{hint}"
         )
 
 

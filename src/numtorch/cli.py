@@ -19,9 +19,16 @@ with status 2 for bad arguments, 1 for anything else the command cannot do
 traceback unless ``NUMTORCH_TRACEBACK=1`` is set. A closed standard output
 (``numtorch summary m.npz | head -2``) silences the rest of the output, not
 the work, and is no error (exit status 0).
+
+``mpiexec -n N numtorch train ...`` trains data-parallel on N processes
+(``numtorch.distributed``), ``--batch-size`` being the global batch; rank 0
+alone prints and claims and writes ``--out``. An error on any rank prints
+that rank's message and ends the whole job (``MPI_Abort``) with status 1.
 """
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -31,16 +38,16 @@ import numpy as np
 import scipy
 
 import numtorch
-from numtorch import run_folder
-from numtorch.containers import Sequential
+from numtorch import distributed, models, run_folder
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, save
 from numtorch.io.archive import atomic_write
-from numtorch.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
-from numtorch.module import flatten
+from numtorch.module import Module, flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
+from numtorch.summary import summary
+from numtorch.threads import set_num_threads
 from numtorch.train import evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
@@ -57,7 +64,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def say(*parts):
-    """Print a line on stdout. A closed stdout (``| head``) silences the rest of the output, not the work."""
+    """Print a line on stdout (rank 0's alone under mpiexec). A closed stdout (``| head``) silences the
+    rest of the output, not the work."""
+    if not distributed.is_root():
+        return
     try:
         print(*parts, flush=True)
     except BrokenPipeError:
@@ -98,6 +108,16 @@ def positive_float(text):
     return value
 
 
+def thread_count(text):
+    """``auto`` or an int >= 1: the ``--threads`` option."""
+    if text == "auto":
+        return text
+    try:
+        return integer(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}") from None
+
+
 def hidden_sizes(text):
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -106,6 +126,11 @@ def hidden_sizes(text):
     if any(size < 1 for size in sizes):
         raise argparse.ArgumentTypeError(f"expected positive sizes like 256,128, got {text!r}")
     return sizes
+
+
+CUSTOM_OPTION = dict(action="append", default=[], metavar="FILE.py|package.module",
+                     help="import your own layers that the model uses (the code runs: name only code you "
+                          "trust); repeat for several")
 
 
 def build_parser():
@@ -117,9 +142,10 @@ def build_parser():
     data_help = "digits | mnist:DIR | PATH.npz (arrays X, y)"
     train = commands.add_parser("train", help="train a preset network and write model, checkpoint, plots")
     train.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
-    train.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="network preset (default: mlp)")
-    train.add_argument("--hidden", type=hidden_sizes, default=[256, 128],
-                       help="hidden layer sizes of the dense part (default: 256,128)")
+    train.add_argument("--model", choices=models.PRESETS, default="mlp",
+                       help="network preset: mlp, cnn or resnet (a small residual CNN; default: mlp)")
+    train.add_argument("--hidden", type=hidden_sizes,
+                       help="hidden layer sizes of the dense part (default: 256,128; none for resnet)")
     train.add_argument("--epochs", type=integer(1), default=20, help="default: 20")
     train.add_argument("--batch-size", type=integer(1), default=64, help="default: 64")
     train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default: adam")
@@ -130,13 +156,18 @@ def build_parser():
     train.add_argument("--out", help="output directory (default: runs/<data>-<model>)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    train.add_argument("--threads", type=thread_count, default="auto",
+                       help="BLAS threads: auto (measured while training, re-measured when the load "
+                            "changes) or a fixed N, for results repeatable to the bit (default: auto)")
 
     evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
     evaluate_command.add_argument("model", metavar="MODEL.npz")
     evaluate_command.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
+    evaluate_command.add_argument("--custom", **CUSTOM_OPTION)
 
     summary = commands.add_parser("summary", help="layers, output shapes and parameter counts")
     summary.add_argument("model", metavar="MODEL.npz")
+    summary.add_argument("--custom", **CUSTOM_OPTION)
     return parser
 
 
@@ -172,33 +203,6 @@ def run_name(spec):
     if spec.startswith("mnist:"):
         return "mnist"
     return os.path.splitext(os.path.basename(spec))[0]
-
-
-def build_model(kind, sample_shape, hidden, classes):
-    """The preset network and the sample shape it takes.
-
-    ``mlp``: Linear/ReLU layers of ``hidden`` sizes on the flattened sample.
-    ``cnn``: on (C, H, W) images, two blocks Conv2d(3x3, same size) -> ReLU ->
-    MaxPool2d(2) with 16 and 32 channels, Flatten, then the ``hidden`` layers.
-    """
-    if kind == "cnn":
-        if len(sample_shape) != 3:
-            raise ValueError(f"--model cnn: expected images (N, C, H, W), got samples of shape "
-                             f"{tuple(sample_shape)}")
-        channels = sample_shape[0]
-        features = Sequential(Conv2d(channels, 16, 3), ReLU(), MaxPool2d(2),
-                              Conv2d(16, 32, 3), ReLU(), MaxPool2d(2), Flatten())
-        layers = list(features.modules)
-        width = features.forward(np.zeros((1, *sample_shape), np.float32)).shape[1]
-        input_shape = tuple(sample_shape)
-    else:
-        layers, width = [], int(np.prod(sample_shape))
-        input_shape = (width,)
-    for size in hidden:
-        layers += [Linear(width, size), ReLU()]
-        width = size
-    layers.append(Linear(width, classes))
-    return Sequential(*layers), input_shape
 
 
 def fit_to(X, shape, what):
@@ -264,6 +268,8 @@ def plot_confusion(confusion, accuracy, path):
 def command_train(args):
     """Claim the output folder (checked and locked before any data is loaded), then train in it."""
     out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
+    if not distributed.is_root():  # under mpiexec rank 0 alone claims and writes the folder
+        return train_in(out, args)
     with run_folder.claim(out, OUTPUTS) as folder:
         if folder.stale_pid is not None:
             print(f"numtorch train: note: took over the lock of {out} from PID {folder.stale_pid}, "
@@ -280,8 +286,11 @@ def train_in(out, args):
     (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
     classes = int(max(y.max(), y_test.max())) + 1
 
+    if args.threads != "auto":
+        set_num_threads(args.threads)
     manual_seed(args.seed)
-    model, input_shape = build_model(args.model, X.shape[1:], args.hidden, classes)
+    args.hidden = models.DEFAULT_HIDDEN[args.model] if args.hidden is None else args.hidden
+    model, input_shape = models.build(args.model, X.shape[1:], classes, args.hidden)
     X_train, X_val, X_test = (fit_to(a, input_shape, "--data") for a in (X_train, X_val, X_test))
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
@@ -289,13 +298,15 @@ def train_in(out, args):
     say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
         f"{classes} classes")
     say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
-        f"{args.epochs} epochs, seed {args.seed}")
+        f"{args.epochs} epochs, seed {args.seed}{processes_note()}")
 
     history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
                   epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
                   resume=args.resume, progress=args.progress)
     test = evaluate(model, X_test, y_test)
     seconds = time.perf_counter() - started
+    if not distributed.is_root():
+        return 0
 
     save(model, os.path.join(out, "model.npz"), input_shape=input_shape)
     record = {"data": args.data, "model": args.model, "hidden": args.hidden, "optimizer": args.optimizer,
@@ -313,8 +324,34 @@ def train_in(out, args):
     return 0
 
 
+def custom_layers(specs):
+    """The Module classes defined in each ``--custom`` FILE.py or package.module, which is imported."""
+    classes = []
+    for spec in specs:
+        if spec.endswith(".py"):
+            if not os.path.isfile(spec):
+                raise FileNotFoundError(f"--custom {spec}: no such file")
+            name = "numtorch_custom_" + os.path.splitext(os.path.basename(spec))[0]
+            module_spec = importlib.util.spec_from_file_location(name, spec)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(spec)
+        found = [value for value in vars(module).values() if isinstance(value, type)
+                 and issubclass(value, Module) and value.__module__ == module.__name__]
+        if not found:
+            raise ValueError(f"--custom {spec}: defines no numtorch Module subclass")
+        classes += found
+    return classes
+
+
+def processes_note():
+    """``", 3 processes (global batch)"`` under mpiexec, else ``""``."""
+    return f", {distributed.size()} processes (global batch)" if distributed.size() > 1 else ""
+
+
 def command_evaluate(args):
-    model, meta = load_with_metadata(args.model)
+    model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
     _, (X, y), note = load_data(args.data)
     if meta.get("input_shape") is not None:
         X = fit_to(X, meta["input_shape"], f"--data {args.data}")
@@ -328,35 +365,11 @@ def command_evaluate(args):
     return 0
 
 
-def summary_rows(module, x, depth=0):
-    """``(indented name, output shape or None, parameter count)`` per layer, feeding ``x`` through."""
-    if isinstance(module, Sequential):
-        rows = [("  " * depth + "Sequential", None, None)]
-        for child in module.modules:
-            child_rows, x = summary_rows(child, x, depth + 1)
-            rows += child_rows
-        return rows, x
-    x = module.forward(x) if x is not None else None
-    count = sum(p.size for p in module.getParameters())
-    return [("  " * depth + repr(module), None if x is None else x.shape[1:], count)], x
-
-
 def command_summary(args):
-    model, meta = load_with_metadata(args.model)
-    model.evaluate()
+    model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
     shape = meta.get("input_shape")
-    parameters = flatten(model.getParameters())
-    dtype = parameters[0].dtype if parameters else np.float32
-    x = np.zeros((1, *shape), dtype=dtype) if shape is not None else None
-    rows, _ = summary_rows(model, x)
-    name_width = max(len(name) for name, _, _ in rows)
     say(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
-    say(f"{'layer':<{name_width}}  {'output':<18} {'parameters':>10}")
-    for name, output, count in rows:
-        output_text = "" if output is None else "(N, " + ", ".join(map(str, output)) + ")"
-        say(f"{name:<{name_width}}  {output_text:<18} {'' if count is None else f'{count:,}':>10}")
-    total = sum(p.size for p in parameters)
-    say(f"total: {total:,} parameters")
+    say(summary(model, shape))
     return 0
 
 
@@ -367,14 +380,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     who = f"numtorch {args.command}"
     try:
+        who += distributed.describe()
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(f"{who}: interrupted", file=sys.stderr)
+        distributed.abort(130)  # under mpiexec: end every rank (the others may wait in a collective)
         return 130
     except Exception as error:
         if os.environ.get("NUMTORCH_TRACEBACK") == "1":
             raise
         print(f"{who}: error: {error_text(error)}", file=sys.stderr)
+        distributed.abort(1)
         return 1
 
 

@@ -154,6 +154,11 @@ class Container(Module):
     def __iter__(self):
         return iter(self.modules)
 
+    def title(self):
+        """The container without its children: ``Sequential``, ``Concat(dim=1)``."""
+        args = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
+        return f"{type(self).__name__}({args})" if args else type(self).__name__
+
     def __repr__(self):
         args = ", ".join(f"{key}={value!r}" for key, value in self.config().items())
         if not self.modules:

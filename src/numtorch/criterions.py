@@ -28,10 +28,20 @@ class MSECriterion(Criterion):
         return self.gradInput
 
 
-def _gather(owner, input, target):
+LOG_INPUT_HINT = ("; for log-probabilities (a LogSoftMax output) use ClassNLLCriterion(log_input=True), "
+                  "for raw scores CrossEntropyCriterion")
+
+
+def _gather(owner, input, target, probabilities=True):
     """``(picked, weights, labels)``: the input at each label (weights None),
-    or the whole input with the one-hot weights (labels None)."""
+    or the whole input with the one-hot weights (labels None).
+
+    With ``probabilities`` the input must lie in [0, 1]: log-probabilities or
+    scores fed here by mistake would give a meaningless loss without a word.
+    """
     labels, weights = check_class_target(owner, input, target)
+    if probabilities:
+        check_values_in(owner, input, 0, 1, "input probabilities (a SoftMax output)", LOG_INPUT_HINT)
     if labels is not None:
         return input[np.arange(input.shape[0]), labels], None, labels
     return input, weights, None
@@ -52,7 +62,9 @@ class ClassNLLCriterion(Criterion):
     ``log_input=False`` (default, the notebook's multiclass log loss): input
     (N, C) probabilities (a SoftMax output), clamped below at ``EPS`` so a zero
     probability gives a finite loss; backward ``-1 / (N max(p, EPS))`` at the
-    target. ``log_input=True``: input (N, C) log-probabilities (a LogSoftMax
+    target. Values outside [0, 1] (log-probabilities or scores passed by
+    mistake) raise a ``ValueError`` that says to pass ``log_input=True``.
+    ``log_input=True``: input (N, C) log-probabilities (a LogSoftMax
     output), ``loss = -1/N sum_n x_n[y_n]`` and backward ``-1/N`` at the
     target, as PyTorch's ``nll_loss``.
     Target: (N,) integer labels or (N, C) one-hot (the loss is then
@@ -70,13 +82,13 @@ class ClassNLLCriterion(Criterion):
         self.log_input = bool(log_input)
 
     def updateOutput(self, input, target):
-        picked, weights, _ = _gather(self, input, target)
+        picked, weights, _ = _gather(self, input, target, probabilities=not self.log_input)
         logp = picked if self.log_input else np.log(np.maximum(picked, input.dtype.type(self.EPS)))
         total = np.sum(logp) if weights is None else np.sum(weights * logp)
         return -total / input.shape[0]
 
     def updateGradInput(self, input, target):
-        picked, weights, labels = _gather(self, input, target)
+        picked, weights, labels = _gather(self, input, target, probabilities=not self.log_input)
         n = input.shape[0]
         if self.log_input:
             values = np.full_like(picked, -1 / n)
@@ -95,7 +107,11 @@ class ClassNLLCriterionUnstable(Criterion):
     A zero probability at the target gives ``inf``: use ``ClassNLLCriterion``
     or ``CrossEntropyCriterion`` to train. Backward ``-1 / (N p)`` at the target.
     Shape: input (N, C) probabilities; target (N,) labels or (N, C) one-hot.
+    ``EPS``: the course's clamp value; its tests clip this criterion's input to
+    [EPS, 1 - EPS] before feeding it (``ClassNLLCriterion`` clamps at the same EPS).
     """
+
+    EPS = 1e-15
 
     def updateOutput(self, input, target):
         picked, weights, _ = _gather(self, input, target)

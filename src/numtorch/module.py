@@ -68,6 +68,23 @@ class Module:
         """
         return {}
 
+    @classmethod
+    def array_shapes(cls, **config):
+        """The shapes of the parameters and buffers ``cls(**config)`` creates, by name, without creating them.
+
+        ``None`` for an array the constructor does not create (no bias;
+        statistics made at the first forward). ``load`` compares a file's
+        arrays with these before it runs any constructor, so a small file that
+        declares a huge layer is refused before anything is allocated. A layer
+        with parameters or buffers overrides it, checking the arguments that
+        decide the shapes as its constructor does. This default knows a module
+        without any (``{}``); for any other it returns ``None`` (unknown), and
+        ``load`` checks such a module's arrays only after building it.
+        """
+        if cls._parameters or cls._buffers:
+            return None
+        return {}
+
     def forward(self, input):
         """Compute, store and return ``output`` for ``input``."""
         check_data(self, input, "input", self.input_kind)

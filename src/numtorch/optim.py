@@ -12,13 +12,21 @@ The classes: ``SGD``, ``Adam``, ``AdamW``, ``RMSprop`` bound to a module
 ``clip_grad_norm``; each follows its PyTorch counterpart step for step.
 """
 
+import copy
 import math
 from abc import ABC, abstractmethod
 
 import numpy as np
 
 from numtorch._blas import axpy, scale_add
-from numtorch._checks import check_float_array, check_number, check_positive_int, label
+from numtorch._checks import (
+    FLOAT_DTYPES,
+    check_float_array,
+    check_int,
+    check_number,
+    check_positive_int,
+    label,
+)
 from numtorch.module import Module, flatten
 
 
@@ -105,10 +113,14 @@ class Optimizer(ABC):
     stay valid); ``zero_grad()`` zeroes the gradients. ``state_dict()`` is
     plain values plus lists of arrays, so ``numtorch.io`` stores it without
     pickle. A subclass lists its hyper-parameters in ``_hyperparameters`` and
-    validates them in ``configure``.
+    validates them in ``configure``, its running buffers in ``_state_buffers``
+    and, of those, the ones that can never be negative (running averages of
+    squares) in ``_nonnegative_buffers``.
     """
 
     _hyperparameters = ()
+    _state_buffers = ()
+    _nonnegative_buffers = ()
 
     def __init__(self, model):
         if not isinstance(model, Module):
@@ -155,22 +167,59 @@ class Optimizer(ABC):
         }
 
     def load_state_dict(self, state):
-        """Restore a ``state_dict()`` of the same optimizer class over parameters of the same shapes."""
+        """Restore a ``state_dict()`` of the same optimizer class over parameters of the same shapes.
+
+        The whole state is checked first (``check_state_dict``): a refused
+        state leaves the optimizer as it was.
+        """
+        hyperparameters, buffers, step = self.check_state_dict(state)
+        self.configure(**hyperparameters)
+        self.buffers = buffers
+        self.step_count = step
+
+    def check_state_dict(self, state):
+        """Check a ``state_dict()`` for this optimizer without changing it.
+
+        The class, the hyper-parameters (as ``configure`` checks them), the
+        step (an int >= 0), and every buffer: one known to this optimizer, one
+        float32 or float64 array per parameter, of its shape, finite, and
+        non-negative for a running average of squares. Returns
+        ``(hyperparameters, buffers, step)``, the buffers as new arrays of the
+        parameters' dtypes.
+        """
         name = type(self).__name__
+        who = f"{name}.load_state_dict"
         check_state(name, state, ("hyperparameters", "buffers", "step"))
-        self.configure(**state["hyperparameters"])
+        try:
+            copy.copy(self).configure(**state["hyperparameters"])
+        except TypeError as error:
+            raise TypeError(f"{who}: hyperparameters {sorted(state['hyperparameters'])} do not fit {name} "
+                            f"(expected {list(self._hyperparameters)}: {error})") from None
+        step = check_int(who, state["step"], "step", low=0)
+        if not isinstance(state["buffers"], dict):
+            raise TypeError(f"{who}: expected buffers as a dict, got {type(state['buffers']).__name__}")
+        unknown = sorted(set(state["buffers"]) - set(self._state_buffers))
+        if unknown:
+            raise ValueError(f"{who}: expected buffers among {list(self._state_buffers)}, got {unknown}")
         buffers = {}
         for key, arrays in state["buffers"].items():
-            if len(arrays) != len(self.params):
-                raise ValueError(f"{name}.load_state_dict: buffer {key!r} has {len(arrays)} arrays "
+            if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
+                raise ValueError(f"{who}: buffer {key!r} has {len(arrays)} arrays "
                                  f"for {len(self.params)} parameters")
             for i, (array, param) in enumerate(zip(arrays, self.params)):
-                if np.shape(array) != param.shape:
-                    raise ValueError(f"{name}.load_state_dict: buffer {key!r}[{i}] has shape "
-                                     f"{np.shape(array)}, the parameter {param.shape}")
+                where = f"{who}: buffer {key!r}[{i}]"
+                if not isinstance(array, np.ndarray) or array.dtype not in FLOAT_DTYPES:
+                    raise TypeError(f"{where}: expected a float32 or float64 array, got "
+                                    f"{getattr(array, 'dtype', type(array).__name__)}")
+                if array.shape != param.shape:
+                    raise ValueError(f"{where} has shape {array.shape}, the parameter {param.shape}")
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{where}: expected finite values, got NaN or infinity")
+                if key in self._nonnegative_buffers and (array < 0).any():
+                    raise ValueError(f"{where}: expected a running average of squares (>= 0), "
+                                     f"got {array.min()}")
             buffers[key] = [np.array(a, dtype=p.dtype) for a, p in zip(arrays, self.params)]
-        self.buffers = buffers
-        self.step_count = int(state["step"])
+        return state["hyperparameters"], buffers, step
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v}' for k, v in self.hyperparameters().items())})"
@@ -212,6 +261,7 @@ class SGD(Optimizer):
     """
 
     _hyperparameters = ("lr", "momentum", "nesterov", "weight_decay")
+    _state_buffers = ("momentum_buffer",)
 
     def __init__(self, model, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(model)
@@ -249,6 +299,8 @@ class Adam(Optimizer):
     """
 
     _hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    _state_buffers = ("exp_avg", "exp_avg_sq")
+    _nonnegative_buffers = ("exp_avg_sq",)
     decoupled = False
 
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -301,6 +353,8 @@ class RMSprop(Optimizer):
     """
 
     _hyperparameters = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
+    _state_buffers = ("square_avg", "grad_avg", "momentum_buffer")
+    _nonnegative_buffers = ("square_avg",)
 
     def __init__(self, model, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False):
@@ -368,12 +422,24 @@ class LRScheduler(ABC):
                 "hyperparameters": {name: getattr(self, name) for name in self._hyperparameters}}
 
     def load_state_dict(self, state):
+        """Restore a ``state_dict()``; a refused state (see ``check_state_dict``) changes nothing."""
+        self.check_state_dict(state)
+        self.configure(**state["hyperparameters"])
+        self.base_lr = float(state["base_lr"])
+        self.last_epoch = state["last_epoch"]
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+    def check_state_dict(self, state):
+        """Check a ``state_dict()`` for this schedule without changing it or its optimizer."""
         name = type(self).__name__
         check_state(name, state, ("hyperparameters", "base_lr", "last_epoch"))
-        self.configure(**state["hyperparameters"])
-        self.base_lr = check_number(name, state["base_lr"], "base_lr", low=0)
-        self.last_epoch = int(state["last_epoch"])
-        self.optimizer.lr = self.lr_at(self.last_epoch)
+        try:
+            copy.copy(self).configure(**state["hyperparameters"])
+        except TypeError as error:
+            raise TypeError(f"{name}.load_state_dict: hyperparameters {sorted(state['hyperparameters'])} "
+                            f"do not fit {name} ({error})") from None
+        check_number(name, state["base_lr"], "base_lr", low=0)
+        check_int(f"{name}.load_state_dict", state["last_epoch"], "last_epoch", low=0)
 
 
 class StepLR(LRScheduler):

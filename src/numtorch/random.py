@@ -32,7 +32,7 @@ def set_rng_state(state):
     """Restore a state returned by ``get_rng_state``."""
     try:
         _generator.bit_generator.state = state
-    except (TypeError, ValueError, KeyError) as error:
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
         raise ValueError(
             f"set_rng_state: not a numtorch generator state: expected a state from get_rng_state(), "
             f"got {state!r} ({error})") from None

@@ -11,9 +11,9 @@ import numpy as np
 
 from numtorch._checks import check_finite, check_int, check_number, check_positive_int
 from numtorch.data.idx import read_idx
-from numtorch.io.archive import Npz
+from numtorch.io.archive import Npz, abridged
 
-MAX_DATASET_BYTES = 2**32  # load_npz's default: 4 GiB of X and y as stored (MNIST's training set is 47 MB)
+MAX_DATASET_BYTES = 2**32  # the loaders' default max_bytes: 4 GiB (MNIST's training set takes 235 MB)
 MNIST_PREFIXES = {"train": "train", "test": "t10k"}
 MNIST_SUFFIXES = ("-{kind}-idx{rank}-ubyte.gz", "-{kind}-idx{rank}-ubyte",
                   "-{kind}.idx{rank}-ubyte.gz", "-{kind}.idx{rank}-ubyte")
@@ -35,13 +35,18 @@ def mnist_splits(directory):
             and find_mnist_file(directory, split, "labels", 1)]
 
 
-def load_mnist(directory, split="train"):
+def load_mnist(directory, split="train", max_bytes=MAX_DATASET_BYTES):
     """Load one split of MNIST or Fashion-MNIST (the same file names) from ``directory``.
 
     ``split="train"`` reads ``train-images-idx3-ubyte[.gz]`` and
     ``train-labels-idx1-ubyte[.gz]``; ``split="test"`` the ``t10k-`` files.
     Returns ``X`` float32 (N, 1, rows, cols) in [0, 1] and ``y`` int64 (N,).
+    ``max_bytes``: the most memory the load may take, the files' values as
+    read plus the float32 images and int64 labels (4 GiB by default; ``None``
+    for no limit), checked from each IDX header before its values are read.
     """
+    if max_bytes is not None:
+        max_bytes = check_positive_int("load_mnist", max_bytes, "max_bytes")
     if split not in MNIST_PREFIXES:
         raise ValueError(f"load_mnist: expected split 'train' or 'test', got {split!r}")
     if not os.path.isdir(directory):
@@ -53,7 +58,10 @@ def load_mnist(directory, split="train"):
             raise FileNotFoundError(
                 f"load_mnist: no {MNIST_PREFIXES[split]}-{kind}-idx{rank}-ubyte[.gz] in {directory}"
             )
-    images, labels = read_idx(paths["images"]), read_idx(paths["labels"])
+    # Each image value takes 1 byte as read and 4 as float32, each label 1 and 8 as int64.
+    images = read_idx(paths["images"], max_bytes=None if max_bytes is None else max_bytes // 5)
+    left = None if max_bytes is None else max(max_bytes - 5 * images.size, 0)
+    labels = read_idx(paths["labels"], max_bytes=None if left is None else left // 9)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"{paths['images']}: expected uint8 images (N, rows, cols), "
                          f"got {images.dtype} of shape {images.shape}")
@@ -64,8 +72,9 @@ def load_mnist(directory, split="train"):
         raise ValueError(f"{directory}: {len(images)} images but {len(labels)} labels")
     if len(labels) and labels.max() > 9:
         raise ValueError(f"{paths['labels']}: expected labels 0..9, got {labels.max()}")
-    X = (images.astype(np.float32) / 255.0)[:, None, :, :]
-    return X, labels.astype(np.int64)
+    X = images.astype(np.float32)
+    X /= 255.0
+    return X[:, None, :, :], labels.astype(np.int64)
 
 
 def train_test_split(X, y, test_fraction=0.2, seed=0):
@@ -125,30 +134,39 @@ def load_npz(path, max_bytes=MAX_DATASET_BYTES):
     Opened with ``allow_pickle=False``. ``X`` is converted to float32 as
     stored (uint8 pixels are not rescaled); returns ``(X, y)`` with ``y`` int64.
     The declared kinds and shapes of ``X`` and ``y`` are checked from their
-    headers before either is read, and so is their size: together at most
-    ``max_bytes`` as stored (default 4 GiB; ``None`` for no limit), so that a
+    headers before either is read, and so is the memory the load will take:
+    ``X`` and ``y`` as stored, plus ``X`` as float32 and ``y`` as int64 where
+    they are not already, plus a byte a value of float ``X`` for the finite
+    check, at most ``max_bytes`` (default 4 GiB; ``None`` for no limit), so a
     small compressed file cannot make the loader allocate gigabytes. Other
     arrays in the file are not read.
     """
     if max_bytes is not None:
         max_bytes = check_positive_int("load_npz", max_bytes, "max_bytes")
     with Npz(path) as npz:
-        missing = {"X", "y"} - set(npz.entries)
+        missing = {"X", "y"} - set(npz.names)
         if missing:
             raise ValueError(f"{path}: expected arrays 'X' and 'y', missing {sorted(missing)} "
-                             f"(found {sorted(npz.entries)})")
-        X, y = npz.entries["X"], npz.entries["y"]
+                             f"(found {abridged(npz.names)})")
+        X, y = npz.entry("X"), npz.entry("y")
         if X.dtype.kind not in "iuf":
             raise ValueError(f"{path}: expected numeric X, got {X.dtype}")
         # Zero-strided stand-ins of the declared shapes: checked without allocating.
         check_pair(path, np.broadcast_to(np.zeros((), np.float32), X.shape),
                    np.broadcast_to(np.zeros((), y.dtype), y.shape))
         declared = X.nbytes + y.nbytes
-        if max_bytes is not None and declared > max_bytes:
-            raise ValueError(f"{path}: X and y declare {declared:,} bytes, over max_bytes={max_bytes:,} "
-                             "(pass a larger max_bytes to load_npz, or None, to read it)")
+        values, labels = X.nbytes // X.dtype.itemsize, y.nbytes // y.dtype.itemsize
+        needed = (declared + (0 if X.dtype == np.float32 else 4 * values)
+                  + (values if X.dtype.kind == "f" else 0) + (0 if y.dtype == np.int64 else 8 * labels))
+        if max_bytes is not None and needed > max_bytes:
+            raise ValueError(f"{path}: X and y declare {declared:,} bytes, {needed:,} with X as float32 and "
+                             f"y as int64, over max_bytes={max_bytes:,} (pass a larger max_bytes to "
+                             "load_npz, or None, to read it)")
         X, y = npz.read("X"), npz.read("y")
-    X = X.astype(np.float32)
-    check_finite(os.fspath(path), X, "X")
+    if X.dtype.kind == "f":
+        check_finite(os.fspath(path), X, "X")
+    X = X.astype(np.float32, copy=False)
     check_pair(path, X, y)
-    return X, y.astype(np.int64)
+    if y.dtype.kind == "u" and len(y) and y.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{path}: expected labels that fit int64, got {y.max()} (a {y.dtype} label)")
+    return X, y.astype(np.int64, copy=False)

@@ -40,6 +40,6 @@ class Batches:
     def load_state_dict(self, state):
         try:
             self.rng.bit_generator.state = state["rng"]
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise ValueError(f"Batches.load_state_dict: not a Batches state: expected a "
                              f"Batches.state_dict(), got {type(state).__name__} ({error!r})") from None

@@ -17,9 +17,12 @@ through it: models, checkpoints, ``history.json`` and the plots.
 import math
 import os
 import secrets
+import stat
 import zipfile
 
 import numpy as np
+
+MAX_ENTRIES = 2**16  # arrays in one .npz: a model with Adam state keeps 3 per parameter array
 
 
 class Entry:
@@ -79,44 +82,94 @@ class corrupt:
         return False
 
 
-class Npz:
-    """An open ``.npz``: ``entries`` maps each array's name to its :class:`Entry`, read from headers only.
+def open_regular(path):
+    """``path`` opened to read bytes; anything but a regular file is a ``ValueError`` naming it.
 
-    No array data is read until ``read(name)``, so a caller checks the
-    declared shapes and dtypes first and refuses a hostile file before it
-    allocates anything.
+    Opened without blocking, then checked: a FIFO or a device given as a
+    file would otherwise make the reader wait forever for a writer.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+        raise ValueError(f"{path}: not a regular file ({kind})")
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
+
+
+def abridged(items, limit=5):
+    """At most ``limit`` of ``items`` for a message, and how many more: a hostile file cannot make it huge."""
+    items = sorted(items)
+    shown = ", ".join(repr(item)[:100] for item in items[:limit])
+    return f"[{shown}]" if len(items) <= limit else f"[{shown}, ... and {len(items) - limit:,} more]"
+
+
+class Npz:
+    """An open ``.npz``: the names of its arrays, and each one's :class:`Entry` read from its header alone.
+
+    Opening reads the zip's directory only: the number of entries (at most
+    ``max_entries``, by default ``MAX_ENTRIES``) and their names (each an ``.npy``, none twice) are
+    checked before any ``.npy`` header is parsed. ``entry(name)`` parses one
+    header; no array data is read until ``read(name)``. So a caller checks
+    names first, then declared shapes and dtypes, and refuses a hostile file
+    before it allocates anything.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, max_entries=None):
         self.path = os.fspath(path)
-        with corrupt(self.path):
-            with open(self.path, "rb") as file:
-                start = file.read(6)
-            if start == b"\x93NUMPY":
-                raise ValueError("a single .npy array, not an .npz archive")
-            if not start.startswith(b"PK"):
-                raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
-            self.zip = zipfile.ZipFile(self.path)
-            try:
-                self.entries = {}
-                for info in self.zip.infolist():
-                    name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                    if name in self.entries:
-                        raise ValueError(f"entry {name!r} appears twice")
-                    self.entries[name] = entry_header(self.zip, info)
-            except BaseException:
-                self.zip.close()
-                raise
+        max_entries = MAX_ENTRIES if max_entries is None else max_entries
+        self.file = open_regular(self.path)
+        try:
+            with corrupt(self.path):
+                start = self.file.read(6)
+                self.file.seek(0)
+                if start == b"\x93NUMPY":
+                    raise ValueError("a single .npy array, not an .npz archive")
+                if not start.startswith(b"PK"):
+                    raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
+                self.zip = zipfile.ZipFile(self.file)
+                infos = self.zip.infolist()
+            if len(infos) > max_entries:
+                raise ValueError(f"{self.path}: {len(infos):,} entries, more than the {max_entries:,} "
+                                 "numtorch reads (numtorch.io.archive.MAX_ENTRIES)")
+            self.infos = {}
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise ValueError(f"{self.path}: entry {info.filename[:100]!r} is not an .npy array")
+                name = info.filename[:-4]
+                if name in self.infos:
+                    raise ValueError(f"{self.path}: entry {name[:100]!r} appears twice")
+                self.infos[name] = info
+        except BaseException:
+            self.file.close()
+            raise
+        self.names = list(self.infos)
+        self.entries = {}
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exception):
         self.zip.close()
+        self.file.close()
+
+    def entry(self, name):
+        """The :class:`Entry` of array ``name``, its ``.npy`` header parsed (once)."""
+        if name not in self.entries:
+            with corrupt(self.path):
+                self.entries[name] = entry_header(self.zip, self.infos[name])
+        return self.entries[name]
 
     def read(self, name):
         """The array ``name`` (``allow_pickle=False``), allocating only what its header declared."""
-        with corrupt(self.path), self.zip.open(self.entries[name].info) as stream:
+        entry = self.entry(name)
+        with corrupt(self.path), self.zip.open(entry.info) as stream:
             return np.lib.format.read_array(stream, allow_pickle=False)
 
 

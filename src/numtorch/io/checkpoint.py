@@ -5,6 +5,10 @@ state (``optimizer/<buffer>/<i>`` arrays, its hyper-parameters and step in the
 JSON), the epoch, numtorch's RNG state and any other JSON-able state (the
 batch iterator's generator, the history), so a resumed run ends with the same
 weights as an uninterrupted one.
+
+``load_checkpoint`` is all or nothing: it reads and checks everything (the
+header's fields, the model, the optimizer's state, the RNG state, and what a
+caller's ``check`` asks) before it changes the model, the optimizer or the RNG.
 """
 
 import json
@@ -12,18 +16,13 @@ import json
 import numpy as np
 
 from numtorch._checks import check_int
+from numtorch.io.architecture import shorten
 from numtorch.io.archive import Npz, atomic_savez
-from numtorch.io.model import (
-    HEADER,
-    check_same_architecture,
-    copy_arrays,
-    header,
-    model_arrays,
-    read_meta,
-    rebuild,
-)
+from numtorch.io.model import HEADER, MAX_MODEL_BYTES, copy_arrays, header, model_arrays, read_for, read_meta
 from numtorch.module import Module, flatten
 from numtorch.random import get_rng_state, set_rng_state
+
+FIELDS = ("epoch", "rng", "optimizer", "optimizer_buffers", "state")
 
 
 def save_checkpoint(path, model, optimizer, epoch, **state):
@@ -52,50 +51,79 @@ def save_checkpoint(path, model, optimizer, epoch, **state):
     atomic_savez(path, arrays)
 
 
-def optimizer_entries(model, npz, meta):
-    """``{buffer: [entry names]}`` of a checkpoint, checked by header against ``model``'s parameters.
+def check_fields(meta, path, parameters):
+    """The checkpoint's own header fields, each checked; returns ``{buffer: [entry names]}``."""
+    def corrupt(what):
+        return ValueError(f"{path}: corrupt checkpoint header: {what}")
 
-    The optimizer keeps one array per parameter in each buffer, of that
-    parameter's shape; an entry declaring anything else is refused unread.
-    """
-    path, params = npz.path, flatten(model.getParameters())
-    counts = meta.get("optimizer_buffers")
+    missing = [field for field in FIELDS if field not in meta]
+    if missing:
+        raise corrupt(f"missing {missing}")
+    if type(meta["epoch"]) is not int or meta["epoch"] < 0:
+        raise corrupt(f"expected epoch as an int >= 0, got {shorten(meta['epoch'])}")
+    try:
+        np.random.PCG64().state = meta["rng"]  # a scratch generator: numtorch's own is set last
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        raise corrupt(f"rng is not a generator state from get_rng_state() ({error})") from None
+    for field in ("optimizer", "state"):
+        if not isinstance(meta[field], dict):
+            raise corrupt(f"expected {field} as a dict, got {type(meta[field]).__name__}")
+    counts = meta["optimizer_buffers"]
     if not isinstance(counts, dict) or not all(type(count) is int for count in counts.values()):
-        raise ValueError(f"{path}: corrupt checkpoint header (optimizer_buffers)")
+        raise corrupt(f"expected optimizer_buffers as {{buffer: count}}, got {shorten(counts)}")
     names = {}
     for buffer, count in counts.items():
-        if count != len(params):
-            raise ValueError(f"{path}: optimizer buffer {buffer!r} has {count} arrays "
-                             f"for {len(params)} parameters")
+        if count != parameters:
+            raise ValueError(f"{path}: optimizer buffer {shorten(buffer)} has {count} arrays "
+                             f"for {parameters} parameters")
         names[buffer] = [f"optimizer/{buffer}/{i}" for i in range(count)]
-        for key, param in zip(names[buffer], params):
-            entry = npz.entries.get(key)
-            if entry is None:
-                raise ValueError(f"{path}: optimizer array {key!r} missing from the checkpoint")
-            if entry.shape != param.shape or entry.dtype.kind != "f":
-                raise ValueError(f"{path}: optimizer array {key!r} is {entry.dtype} of shape {entry.shape} "
-                                 f"in the file, its parameter {param.dtype} of shape {param.shape}")
     return names
 
 
-def load_checkpoint(path, model, optimizer):
+def read_buffers(npz, names, params):
+    """The optimizer's arrays, each checked by its header against its parameter before it is read."""
+    buffers = {}
+    for buffer, keys in names.items():
+        for key, param in zip(keys, params):
+            if key not in npz.names:
+                raise ValueError(f"{npz.path}: optimizer array {key!r} missing from the checkpoint")
+            entry = npz.entry(key)
+            if entry.shape != param.shape or entry.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+                raise ValueError(f"{npz.path}: optimizer array {key!r} is {entry.dtype} of shape "
+                                 f"{entry.shape} in the file, expected float32 or float64 of its "
+                                 f"parameter's shape {param.shape}")
+        buffers[buffer] = [npz.read(key) for key in keys]
+    return buffers
+
+
+def load_checkpoint(path, model, optimizer, check=None, max_bytes=MAX_MODEL_BYTES):
     """Restore ``model``'s weights, ``optimizer``'s state and the RNG from a checkpoint.
 
     Returns ``(epoch, state)``: the epoch the checkpoint was written after and the
-    extra state given to ``save_checkpoint``. Every entry's header is checked
-    against ``model`` before any array is read.
+    extra state given to ``save_checkpoint``. Everything is read and checked
+    first, then ``check(epoch, state)`` if given (a caller's own checks of its
+    state: raise to refuse); only then do the model, the optimizer and the RNG
+    change, so a refused checkpoint changes nothing. The file may name only the
+    classes ``model`` is made of.
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"load_checkpoint: expected a numtorch Module, got {type(model).__name__}")
+    if not callable(getattr(optimizer, "check_state_dict", None)):
+        raise TypeError(f"load_checkpoint: expected a numtorch Optimizer, got {type(optimizer).__name__}")
+    params = flatten(model.getParameters())
     with Npz(path) as npz:
         meta = read_meta(npz)
         if meta.get("kind") != "checkpoint":
             raise ValueError(f"{npz.path}: a saved model, not a checkpoint")
-        optimizer_keys = [key for key in npz.entries if key.startswith("optimizer/")]
-        loaded = rebuild(meta, npz, optimizer_keys)
-        copies = check_same_architecture(model, loaded, npz.path)
-        names = optimizer_entries(loaded, npz, meta)
-        optimizer_state = dict(meta["optimizer"])
-        optimizer_state["buffers"] = {buffer: [npz.read(key) for key in keys]
-                                      for buffer, keys in names.items()}
+        names = check_fields(meta, npz.path, len(params))
+        copies = read_for(model, npz, meta, [key for keys in names.values() for key in keys], max_bytes)
+        optimizer_state = {**meta["optimizer"], "buffers": read_buffers(npz, names, params)}
+    try:
+        optimizer.check_state_dict(optimizer_state)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{path}: {error}") from None
+    if check is not None:
+        check(meta["epoch"], meta["state"])
     copy_arrays(copies)
     optimizer.load_state_dict(optimizer_state)
     set_rng_state(meta["rng"])

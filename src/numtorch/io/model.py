@@ -9,28 +9,34 @@ A model file holds two kinds of entries:
 - ``model/<path>.<name>``: every parameter and buffer, e.g. ``model/0.W`` for
   the weight of a Sequential's first child.
 
-``load`` opens the file with ``allow_pickle=False`` and rebuilds the modules
-from class names it looks up among the Module subclasses already imported, so
-opening a file runs no code from it. Every entry's ``.npy`` header is checked
-against the rebuilt model before its data is read. Writes go to a temporary
-file in the target's directory, renamed over the target only once complete.
+Loading trusts nothing in the file, and checks in this order, each step
+before anything the next one would allocate: the zip's entry names, the JSON
+header (at most 16 MiB), the architecture (only allowed classes, arguments
+the constructors take, at most ``MAX_DEPTH`` deep), the arrays every module's
+config declares (``Module.array_shapes``) against the entries' ``.npy``
+headers and against ``max_bytes``; only then are the modules constructed
+(numtorch's RNG left as it was) and the arrays read.
 """
 
 import json
+from collections import namedtuple
 
 import numpy as np
 
 from numtorch._checks import check_positive_int
 from numtorch.io.architecture import (
     architecture,
-    build,
-    describe_architecture,
+    classes_in,
     fits,
+    model_outline,
     module_classes,
     named_arrays,
+    outline,
+    plan,
+    plan_outline,
 )
-from numtorch.io.archive import Npz, atomic_savez
-from numtorch.module import Module, flatten
+from numtorch.io.archive import Npz, abridged, atomic_savez
+from numtorch.module import Module
 from numtorch.random import get_rng_state, set_rng_state
 
 FORMAT = "numtorch"
@@ -38,6 +44,8 @@ VERSION = 1
 HEADER = "__numtorch__"
 MAX_HEADER_BYTES = 2**24  # the JSON header: 16 MiB of text (4 bytes a character) is far beyond any network
 MIN_LAZY_SIZE = 2**16  # a lazily created buffer may hold max(the model's parameter count, this) values
+MAX_MODEL_BYTES = 2**32  # load's default max_bytes: parameters, gradients and buffers of the loaded model
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def model_arrays(model):
@@ -76,20 +84,20 @@ def save(model, path, input_shape=None):
 def read_meta(npz):
     """The JSON header of a numtorch file, with clear errors for anything else."""
     path = npz.path
-    entry = npz.entries.get(HEADER)
-    if entry is None:
+    if HEADER not in npz.names:
         raise ValueError(f"{path}: not a numtorch file (no {HEADER} entry)")
+    entry = npz.entry(HEADER)
     if entry.shape != () or entry.dtype.kind != "U" or entry.nbytes > MAX_HEADER_BYTES:
         raise ValueError(f"{path}: corrupt numtorch header (expected a text of at most {MAX_HEADER_BYTES} "
                          f"bytes, got shape {entry.shape} of {entry.dtype})")
     try:
         meta = json.loads(str(npz.read(HEADER)))
     except (json.JSONDecodeError, RecursionError) as error:
-        raise ValueError(f"{path}: corrupt numtorch header ({error})") from None
+        raise ValueError(f"{path}: corrupt numtorch header ({str(error)[:200]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a numtorch file")
     if meta.get("version") != VERSION:
-        raise ValueError(f"{path}: numtorch file version {meta.get('version')}, "
+        raise ValueError(f"{path}: numtorch file version {str(meta.get('version'))[:20]}, "
                          f"this numtorch reads version {VERSION}")
     return meta
 
@@ -98,142 +106,209 @@ def read(path):
     """``(meta, arrays)``: the JSON header and every array of a numtorch file, for tools and tests.
 
     Reads all it holds unchecked against any model; ``load`` checks each
-    entry's header against the rebuilt model before reading it.
+    entry's header against the model before reading it.
     """
     with Npz(path) as npz:
         meta = read_meta(npz)
-        return meta, {name: npz.read(name) for name in npz.entries if name != HEADER}
+        return meta, {name: npz.read(name) for name in npz.names if name != HEADER}
 
 
-def check_model_entries(model, npz, others):
-    """Match the file's entries to ``model``'s parameters and buffers by their headers alone.
+Expected = namedtuple("Expected", "owner name shape dtype parameter")
+Expected.__doc__ = """What a model holds at one entry: ``shape`` None for an array it does not create
+(no bias; a buffer made at the first forward), ``dtype`` None where the file decides (float32, or
+float64 when all its arrays are)."""
 
-    Every ``model/...`` entry must be a parameter or buffer of ``model``, of
-    its shape and dtype; the only other entries allowed are the header and
-    ``others``. A buffer the module has not created yet (BatchNormalization's
-    statistics before its first forward) may come from the file: a float32
-    or float64 vector of at most ``max(parameter count, MIN_LAZY_SIZE)``
-    values, all such buffers of one module of one length. Returns
-    ``{key: (owner, name)}`` for the entries to read.
+
+def held_arrays(model):
+    """``{entry: Expected}`` for the arrays ``model`` holds (a constructed model)."""
+    expected = {}
+    for key, owner, name in named_arrays(model):
+        value = getattr(owner, name)
+        expected["model/" + key] = Expected(repr(owner), name, None if value is None else value.shape,
+                                            None if value is None else value.dtype, name in owner._parameters)
+    return expected
+
+
+def planned_arrays(root):
+    """``({entry: Expected}, [entry prefixes of modules that do not declare their arrays])`` of a Plan.
+
+    Each module's arrays come from its class's ``array_shapes(**config)``,
+    which checks the arguments that decide them as the constructor would.
+    """
+    expected, unchecked = {}, []
+
+    def visit(node, prefix):
+        shapes = node.array_shapes()
+        if shapes is None:
+            unchecked.append("model/" + prefix)
+            return
+        for name in (*node.cls._parameters, *node.cls._buffers):
+            shape = shapes.get(name)
+            expected["model/" + prefix + name] = Expected(
+                str(node), name, None if shape is None else tuple(shape), None, name in node.cls._parameters)
+        for i, child in enumerate(node.subplans()):
+            visit(child, f"{prefix}{i}.")
+
+    visit(root, "")
+    return expected, unchecked
+
+
+def check_entries(npz, expected, what, others=(), unchecked=()):
+    """Match the file's entries with the ``expected`` arrays by names and ``.npy`` headers alone.
+
+    Every ``model/...`` entry must be an expected array, of its shape and
+    dtype (entries under an ``unchecked`` prefix aside); the only other
+    entries allowed are the header and ``others``. A buffer not created yet
+    (BatchNormalization's statistics before its first forward) may come from
+    the file: a float32 or float64 vector of at most ``max(parameter count,
+    MIN_LAZY_SIZE)`` values, all such buffers of one module of one length.
+    Returns the model's dtype (float64 when all its arrays are, else float32).
     """
     path = npz.path
-    required, lazy = {}, {}
-    for key, owner, name in named_arrays(model):
-        if getattr(owner, name) is not None:
-            required["model/" + key] = (owner, name)
-        elif name in owner._buffers:
-            lazy["model/" + key] = (owner, name)
-    stored = {key for key in npz.entries if key.startswith("model/")}
-    strange = sorted(set(npz.entries) - stored - {HEADER} - set(others))
+    names = set(npz.names)
+    stored = {name for name in names if name.startswith("model/")}
+    strange = names - stored - {HEADER} - set(others)
     if strange:
-        raise ValueError(f"{path}: unexpected entries {strange} (a numtorch file holds {HEADER}, model/... "
-                         "arrays and, in a checkpoint, the optimizer/... arrays its header lists)")
-    if not set(required) <= stored <= set(required) | set(lazy):
-        missing, extra = sorted(set(required) - stored), sorted(stored - set(required) - set(lazy))
-        raise ValueError(f"{path}: the file's arrays do not fit {describe_architecture(architecture(model))}"
-                         f" (missing {missing}, unexpected {extra})")
-    for key, (owner, name) in required.items():
-        target, entry = getattr(owner, name), npz.entries[key]
-        if entry.shape != target.shape:
-            raise ValueError(f"{path}: {key[6:]} of {owner!r} has shape {entry.shape} in the file, "
-                             f"the model expects {target.shape}")
-        if entry.dtype != target.dtype:
-            raise ValueError(f"{path}: {key[6:]} of {owner!r} is {entry.dtype} in the file, "
-                             f"the model holds {target.dtype}")
-    lazy = {key: lazy[key] for key in lazy if key in stored}
-    check_lazy_entries(model, npz, lazy)
-    return {**lazy, **required}
-
-
-def check_lazy_entries(model, npz, lazy):
-    """Refuse lazily created buffers (see ``check_model_entries``) that no module could have made."""
-    path = npz.path
-    limit = max(sum(array.size for array in flatten(model.getParameters())), MIN_LAZY_SIZE)
+        raise ValueError(f"{path}: unexpected entries {abridged(strange)} (a numtorch file holds {HEADER}, "
+                         "model/... arrays and, in a checkpoint, the optimizer/... arrays its header lists)")
+    free = {name for name in stored if name.startswith(tuple(unchecked))} if unchecked else set()
+    required = {key for key, held in expected.items() if held.shape is not None}
+    lazy = {key for key, held in expected.items() if held.shape is None and not held.parameter} & stored
+    missing, extra = required - stored, stored - required - lazy - free
+    if missing or extra:
+        raise ValueError(f"{path}: the file's arrays do not fit {what} "
+                         f"(missing {abridged(missing)}, unexpected {abridged(extra)})")
+    dtypes = {npz.entry(key).dtype for key in stored}
+    dtype = np.dtype(np.float64) if dtypes == {np.dtype(np.float64)} else np.dtype(np.float32)
+    for key in sorted(required):
+        held, entry = expected[key], npz.entry(key)
+        if entry.shape != held.shape:
+            raise ValueError(f"{path}: {key[6:]} of {held.owner} has shape {entry.shape} in the file, "
+                             f"the model expects {held.shape}")
+        if entry.dtype != (held.dtype or dtype):
+            raise ValueError(f"{path}: {key[6:]} of {held.owner} is {entry.dtype} in the file, "
+                             f"the model holds {held.dtype or dtype}")
+    parameters = sum(int(np.prod(expected[key].shape)) for key in required if expected[key].parameter)
+    limit = max(parameters, MIN_LAZY_SIZE)
     lengths = {}
-    for key, (owner, _) in lazy.items():
-        entry = npz.entries[key]
-        if entry.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"{path}: {key[6:]} of {owner!r} is {entry.dtype} in the file, "
+    for key in sorted(lazy):
+        held, entry = expected[key], npz.entry(key)
+        if entry.dtype not in FLOATS:
+            raise ValueError(f"{path}: {key[6:]} of {held.owner} is {entry.dtype} in the file, "
                              "expected float32 or float64")
         if len(entry.shape) != 1:
-            raise ValueError(f"{path}: {key[6:]} of {owner!r} has shape {entry.shape} in the file, "
+            raise ValueError(f"{path}: {key[6:]} of {held.owner} has shape {entry.shape} in the file, "
                              "expected a 1-D vector")
         if entry.shape[0] > limit:
-            raise ValueError(f"{path}: {key[6:]} of {owner!r} holds {entry.shape[0]} values in the file, "
+            raise ValueError(f"{path}: {key[6:]} of {held.owner} holds {entry.shape[0]} values in the file, "
                              f"more than {limit} (the model's parameter count, or {MIN_LAZY_SIZE})")
-        lengths.setdefault(id(owner), {})[key[6:]] = entry.shape[0]
+        lengths.setdefault(key.rsplit(".", 1)[0] if "." in key[6:] else "", {})[key[6:]] = entry.shape[0]
     for found in lengths.values():
         if len(set(found.values())) > 1:
             raise ValueError(f"{path}: buffers of one module differ in length in the file: "
                              + ", ".join(f"{key} has length {length}" for key, length in found.items()))
+    return dtype
 
 
-def assign(model, npz, others=()):
-    """Check the file's entries against ``model`` (``check_model_entries``), then copy them in."""
-    for key, (owner, name) in check_model_entries(model, npz, others).items():
-        value = npz.read(key)
-        if getattr(owner, name) is None:
-            setattr(owner, name, value)
-        else:
-            getattr(owner, name)[...] = value
+def check_budget(npz, expected, dtype, unchecked, max_bytes):
+    """Refuse a model whose parameters, gradients and buffers would take more than ``max_bytes``."""
+    if max_bytes is None:
+        return
+    parameters = needed = 0
+    for key, held in expected.items():
+        if held.shape is not None:
+            count = int(np.prod(held.shape))
+            parameters += count if held.parameter else 0
+            needed += count * dtype.itemsize * (2 if held.parameter else 1)
+        elif key in npz.names:
+            needed += npz.entry(key).nbytes
+    needed += sum(2 * npz.entry(key).nbytes for key in npz.names if key.startswith(tuple(unchecked))) \
+        if unchecked else 0
+    if needed > max_bytes:
+        raise ValueError(f"{npz.path}: the model declares {parameters:,} parameters: {needed:,} bytes with "
+                         f"their gradients and buffers, over max_bytes={max_bytes:,} (pass a larger "
+                         "max_bytes, or None, to load it)")
+
+
+def read_model(npz, meta, classes, others=(), max_bytes=MAX_MODEL_BYTES, outline_of=None):
+    """The model of the file's architecture, with the file's arrays; every check before any allocation.
+
+    ``classes``: the classes the file may name. ``others``: the non-model
+    entries the file may hold (a checkpoint's optimizer arrays, left unread).
+    ``outline_of``: an outline the file's class tree must equal (checked
+    before any constructor runs).
+    """
+    path = npz.path
+    try:
+        root = plan(meta.get("architecture"), classes)
+        if outline_of is not None and plan_outline(root) != outline_of:
+            raise ValueError(f"the file holds {plan_outline(root)}, not this model's {outline_of}")
+        expected, unchecked = planned_arrays(root)
+    except RecursionError:
+        raise ValueError(f"{path}: cannot rebuild the model: its architecture is nested too deeply") from None
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: cannot rebuild the model: {error}") from None
+    dtype = check_entries(npz, expected, plan_outline(root), others, unchecked)
+    check_budget(npz, expected, dtype, unchecked, max_bytes)
+    state = get_rng_state()
+    try:
+        model = root.build()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: cannot rebuild the model: {error}") from None
+    finally:
+        set_rng_state(state)
+    if dtype == np.dtype(np.float64):
+        model.astype(np.float64)
+    check_entries(npz, held_arrays(model), outline(architecture(model)), others)
+    for key, owner, name in named_arrays(model):
+        if "model/" + key in npz.names:
+            value = npz.read("model/" + key)
+            if getattr(owner, name) is None:
+                setattr(owner, name, value)
+            else:
+                getattr(owner, name)[...] = value
+    return model
 
 
 def unread_optimizer_entries(npz, meta):
     """A checkpoint's ``optimizer/...`` entries, which loading only its model leaves unread."""
     if meta.get("kind") != "checkpoint":
         return []
-    return [key for key in npz.entries if key.startswith("optimizer/")]
+    return [name for name in npz.names if name.startswith("optimizer/")]
 
 
-def rebuild(meta, npz, others=None):
-    """The model of ``meta``'s architecture with the file's arrays (checked before they are read).
+def load(path, custom=(), max_bytes=MAX_MODEL_BYTES):
+    """Rebuild the module saved by ``save`` (or stored in a checkpoint) at ``path``.
 
-    ``others``: the non-model entries the file may hold (by default a
-    checkpoint's optimizer entries, left unread).
+    Only numtorch's own layers are built from a file, unless ``custom`` lists
+    your classes (``load(path, custom=[MyLayer])``): a file names a class,
+    loading runs its constructor. ``max_bytes``: the most the model's
+    parameters, gradients and buffers may take (4 GiB by default, ``None``
+    for no limit), checked from the file's headers before anything is built.
     """
-    classes = module_classes()
-    state = get_rng_state()
-    try:
-        model = build(meta.get("architecture"), classes)
-    except RecursionError:
-        raise ValueError(f"{npz.path}: cannot rebuild the model: "
-                         "its architecture is nested too deeply") from None
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{npz.path}: cannot rebuild the model: {error}") from None
-    finally:
-        set_rng_state(state)
-    dtypes = {entry.dtype for key, entry in npz.entries.items() if key.startswith("model/")}
-    if dtypes == {np.dtype(np.float64)}:
-        model.astype(np.float64)
-    assign(model, npz, unread_optimizer_entries(npz, meta) if others is None else others)
+    model, _ = load_with_metadata(path, custom, max_bytes)
     return model
 
 
-def load(path):
-    """Rebuild the module saved by ``save`` (or stored in a checkpoint) at ``path``."""
-    model, _ = load_with_metadata(path)
-    return model
-
-
-def load_with_metadata(path):
-    """``(model, meta)``: the module and the file's JSON header (``input_shape``, ...)."""
+def load_with_metadata(path, custom=(), max_bytes=MAX_MODEL_BYTES):
+    """``(model, meta)``: the module and the file's JSON header (``input_shape``, ...); see ``load``."""
+    classes = module_classes(custom)
     with Npz(path) as npz:
         meta = read_meta(npz)
-        return rebuild(meta, npz), meta
+        return read_model(npz, meta, classes, unread_optimizer_entries(npz, meta), max_bytes), meta
 
 
-def check_same_architecture(model, loaded, path):
-    """Refuse a file whose model ``loaded`` is not ``model``'s architecture (``None`` in ours matches any)."""
+def matching_arrays(model, loaded, path):
+    """``[(owner, name, value)]``: ``loaded``'s arrays for ``model``, unless the architectures differ.
+
+    ``None`` in ``model``'s configs (not resolved yet) matches any value.
+    """
     ours, theirs = architecture(model), architecture(loaded)
     if not fits(ours, theirs):
-        raise ValueError(f"{path}: the file holds {describe_architecture(theirs)}, "
-                         f"not this model's {describe_architecture(ours)} (or other constructor arguments)")
-    ours, theirs = list(named_arrays(model)), list(named_arrays(loaded))
-    if [key for key, _, _ in ours] != [key for key, _, _ in theirs]:
-        raise ValueError(f"{path}: the file's arrays {[key for key, _, _ in theirs]} do not fit this model's "
-                         f"{[key for key, _, _ in ours]}")
+        raise ValueError(f"{path}: the file holds {outline(theirs)}, "
+                         f"not this model's {outline(ours)} (or other constructor arguments)")
     copies = []
-    for (key, owner, name), (_, source, _) in zip(ours, theirs):
+    for (key, owner, name), (_, source, _) in zip(named_arrays(model), named_arrays(loaded)):
         target, value = getattr(owner, name), getattr(source, name)
         if value is None:
             continue
@@ -253,15 +328,27 @@ def copy_arrays(copies):
             getattr(owner, name)[...] = value
 
 
-def load_weights(model, path):
+def read_for(model, npz, meta, others, max_bytes):
+    """The file's model checked against ``model``: its arrays to copy, nothing changed yet.
+
+    The file may name only the classes ``model`` is made of, in the same tree,
+    which is checked before any constructor runs.
+    """
+    classes = module_classes(sorted(classes_in(model), key=lambda cls: cls.__qualname__))
+    loaded = read_model(npz, meta, classes, others, max_bytes, outline_of=model_outline(model))
+    return matching_arrays(model, loaded, npz.path)
+
+
+def load_weights(model, path, max_bytes=MAX_MODEL_BYTES):
     """Copy the parameters and buffers saved at ``path`` into ``model``, which must match the file.
 
-    The file's model is rebuilt and checked first; ``model`` changes only
-    once everything fits.
+    The file's model is rebuilt and checked first (it may name only the
+    classes ``model`` is made of); ``model`` changes only once everything fits.
     """
     if not isinstance(model, Module):
         raise TypeError(f"load_weights: expected a numtorch Module, got {type(model).__name__}")
     with Npz(path) as npz:
-        loaded = rebuild(read_meta(npz), npz)
-    copy_arrays(check_same_architecture(model, loaded, npz.path))
+        meta = read_meta(npz)
+        copies = read_for(model, npz, meta, unread_optimizer_entries(npz, meta), max_bytes)
+    copy_arrays(copies)
     return model

@@ -35,6 +35,24 @@ class Conv2d(Module):
     Backward, with ``cols`` the patch matrix and ``g`` the gradOutput rows:
     ``gradW += g^T cols``, ``gradb += sum g``, ``gradInput`` = the rows of
     ``g W`` added back to the positions each patch was read from.
+
+    The plain im2col form that every path below computes (``x_pad`` the
+    zero-padded input, ``Wm = W.reshape(out, in * kh * kw)``)::
+
+        patch[n, h, w] = x_pad[n, :, sh*h : sh*h + kh, sw*w : sw*w + kw].ravel()
+        y[n, :, h, w] = Wm @ patch[n, h, w] + b
+        gradW += sum over n, h, w of outer(g[n, :, h, w], patch[n, h, w])   (reshaped as W)
+        gradb += sum over n, h, w of g[n, :, h, w]
+        x_pad_grad[n, :, sh*h : sh*h + kh, sw*w : sw*w + kw] += (Wm.T @ g[n, :, h, w]).reshape(in, kh, kw)
+        gradInput = x_pad_grad cropped to (H, W)
+
+    Which path computes it: forward, ``gradW`` and ``gradb`` always use one
+    channels-last patch matrix (``_columns``) with a column of ones for the
+    bias, one GEMM each. ``gradInput``: stride 1 with more than one input
+    channel, one GEMM per kernel offset accumulated into the padded grid with
+    no scatter (``_shifted_grad_input``); one input channel, a single
+    (M, kh kw) product whose columns are scattered per offset; any other
+    stride, one GEMM per offset scattered through a strided slice.
     As Torch7's SpatialConvolutionMM, backward reuses the patch matrix that
     forward built when it is given the same input array (it rebuilds it for
     any other array): change an input in place between forward and backward
@@ -72,6 +90,13 @@ class Conv2d(Module):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding,
                 "bias": self.b is not None}
+
+    @staticmethod
+    def array_shapes(in_channels, out_channels, kernel_size, stride=1, padding=None, bias=True):
+        in_channels = check_positive_int("Conv2d", in_channels, "in_channels")
+        out_channels = check_positive_int("Conv2d", out_channels, "out_channels")
+        kh, kw = check_pair("Conv2d", kernel_size, "kernel_size", 1)
+        return {"W": (out_channels, in_channels, kh, kw), "b": (out_channels,) if bias else None}
 
     def _weight_matrix(self, dtype):
         """``W`` as a (kh * kw * in, out) matrix in the column order of ``cols``, then ``b`` as a row."""

@@ -37,6 +37,12 @@ class Linear(Module):
     def config(self):
         return {"n_in": self.n_in, "n_out": self.n_out, "bias": self.b is not None}
 
+    @staticmethod
+    def array_shapes(n_in, n_out, bias=True):
+        n_in = check_positive_int("Linear", n_in, "n_in")
+        n_out = check_positive_int("Linear", n_out, "n_out")
+        return {"W": (n_out, n_in), "b": (n_out,) if bias else None}
+
     def updateOutput(self, input):
         check_shape(self, input, (None, self.n_in))
         self.output = affine(input, matching(self.W, input.dtype), matching(self.b, input.dtype))

@@ -42,11 +42,12 @@ class BatchNormalization(Module):
 
     def __init__(self, alpha=0.9, n_features=None):
         super().__init__()
-        self.alpha = check_number("BatchNormalization", alpha, "alpha", low=0, high=1)
+        name = type(self).__name__
+        self.alpha = check_number(name, alpha, "alpha", low=0, high=1)
         self.statistics_dtype = np.dtype(np.float32)
         self.moving_mean = self.moving_variance = None
         if n_features is not None:
-            self._create_statistics(check_positive_int("BatchNormalization", n_features, "n_features"))
+            self._create_statistics(check_positive_int(name, n_features, "n_features"))
         self.inv_std = None
         self.used_batch_statistics = None
 
@@ -58,23 +59,29 @@ class BatchNormalization(Module):
     def config(self):
         return {"alpha": self.alpha, "n_features": self.n_features}
 
+    @staticmethod
+    def array_shapes(alpha=0.9, n_features=None):
+        if n_features is None:
+            return {"moving_mean": None, "moving_variance": None}
+        n_features = check_positive_int("BatchNormalization", n_features, "n_features")
+        return {"moving_mean": (n_features,), "moving_variance": (n_features,)}
+
     def _create_statistics(self, channels):
         self.moving_mean = np.zeros(channels, dtype=self.statistics_dtype)
         self.moving_variance = np.ones(channels, dtype=self.statistics_dtype)
 
     def updateOutput(self, input):
         axes, shape = channel_axes(self, input, self.n_features)
-        count = input.size // input.shape[1]
-        if self.training and count < 2:
-            raise ValueError(
-                f"{self!r}: expected more than one value per channel in training, got "
-                f"{input.shape} (use a larger batch, or evaluate())"
-            )
+        if self.training:
+            mean, variance, count = self.batch_statistics(input, axes)
+            if count < 2:
+                raise ValueError(
+                    f"{self!r}: expected more than one value per channel in training, got "
+                    f"{input.shape} (use a larger batch, or evaluate())"
+                )
         if self.n_features is None:
             self._create_statistics(input.shape[1])
         if self.training:
-            mean = input.mean(axis=axes)
-            variance = input.var(axis=axes)
             self.moving_mean *= self.alpha
             self.moving_mean += (1 - self.alpha) * mean
             self.moving_variance *= self.alpha
@@ -94,10 +101,18 @@ class BatchNormalization(Module):
             return self.gradInput
         axes, _ = channel_axes(self, input)
         normalized = self.output
-        mean_grad = gradOutput.mean(axis=axes, keepdims=True)
-        mean_grad_normalized = (gradOutput * normalized).mean(axis=axes, keepdims=True)
+        mean_grad, mean_grad_normalized = self.gradient_means(gradOutput, normalized, axes)
         self.gradInput = (gradOutput - mean_grad - normalized * mean_grad_normalized) * self.inv_std
         return self.gradInput
+
+    def batch_statistics(self, input, axes):
+        """``(mean, biased variance, count)`` per channel of the training batch."""
+        return input.mean(axis=axes), input.var(axis=axes), input.size // input.shape[1]
+
+    def gradient_means(self, gradOutput, normalized, axes):
+        """``mean(g)`` and ``mean(g * y)`` over the batch, per channel (kept as broadcastable axes)."""
+        return (gradOutput.mean(axis=axes, keepdims=True),
+                (gradOutput * normalized).mean(axis=axes, keepdims=True))
 
     def astype(self, dtype):
         super().astype(dtype)
@@ -131,6 +146,11 @@ class ChannelwiseScaling(Module):
 
     def config(self):
         return {"n": self.n}
+
+    @staticmethod
+    def array_shapes(n):
+        n = check_positive_int("ChannelwiseScaling", n, "n")
+        return {"gamma": (n,), "beta": (n,)}
 
     def updateOutput(self, input):
         _, shape = channel_axes(self, input, self.n)
