@@ -62,11 +62,11 @@ def torch_models():
             return self.head(y.view(y.size(0), -1))
 
     def cnn_preset():
-        from numtorch.cli import build_model
+        from numtorch import models
         from numtorch.interop import to_torch
 
         nt.manual_seed(0)
-        model, shape = build_model("cnn", (1, 12, 12), [16], 10)
+        model, shape = models.cnn((1, 12, 12), 10, hidden=[16])
         return to_torch(model, shape)
 
     return {

@@ -14,6 +14,7 @@ AdaptiveAvgPool2d(1) followed by Flatten()            GlobalAvgPool2d
 Flatten()                                             Flatten
 BatchNorm1d/2d (affine)                               BatchNormalization, ChannelwiseScaling
 BatchNorm1d/2d (affine=False)                         BatchNormalization
+SyncBatchNorm                                         SyncBatchNormalization (likewise)
 ReLU, LeakyReLU, ELU, Sigmoid, Tanh                   ReLU, LeakyReLU, ELU, Sigmoid, Tanh
 Softplus (beta 1, threshold 20)                       SoftPlus
 Softmax(dim=1), LogSoftmax(dim=1)                     SoftMax, LogSoftMax
@@ -127,18 +128,24 @@ def from_pool(cls):
     return convert
 
 
-def from_batch_norm(path, m):
-    if not m.track_running_stats or m.momentum is None:
-        raise unsupported(path, m, "numtorch's BatchNormalization keeps running statistics with a momentum "
-                                   "(track_running_stats=True, momentum a number)")
-    if m.eps != BatchNormalization.EPS:
-        raise unsupported(path, m, f"eps={m.eps}: numtorch's BatchNormalization uses "
-                                   f"EPS={BatchNormalization.EPS}")
-    norm = BatchNormalization(alpha=1 - m.momentum, n_features=m.num_features)
-    arrays = {"moving_mean": m.running_mean, "moving_variance": m.running_var}
-    if not m.affine:
-        return [norm], arrays
-    return [norm, ChannelwiseScaling(m.num_features)], {**arrays, "gamma": m.weight, "beta": m.bias}
+def from_batch_norm(cls):
+    """A converter of BatchNorm1d/2d (or SyncBatchNorm) to ``cls``, BatchNormalization (or
+    SyncBatchNormalization), plus a ChannelwiseScaling for an affine one."""
+
+    def convert(path, m):
+        if not m.track_running_stats or m.momentum is None:
+            raise unsupported(path, m, "numtorch's BatchNormalization keeps running statistics with a "
+                                       "momentum (track_running_stats=True, momentum a number)")
+        if m.eps != BatchNormalization.EPS:
+            raise unsupported(path, m, f"eps={m.eps}: numtorch's BatchNormalization uses "
+                                       f"EPS={BatchNormalization.EPS}")
+        norm = cls(alpha=1 - m.momentum, n_features=m.num_features)
+        arrays = {"moving_mean": m.running_mean, "moving_variance": m.running_var}
+        if not m.affine:
+            return [norm], arrays
+        return [norm, ChannelwiseScaling(m.num_features)], {**arrays, "gamma": m.weight, "beta": m.bias}
+
+    return convert
 
 
 def from_softmax(cls):
@@ -173,6 +180,7 @@ def torch_converters():
     """``{torch class: converter(path, module) -> ([numtorch modules], {attribute: tensor})}``."""
     from torch import nn
 
+    from numtorch.distributed import SyncBatchNormalization
     from numtorch.interop import torch_modules as tm
 
     return {
@@ -182,8 +190,9 @@ def torch_converters():
         nn.MaxPool2d: from_pool(MaxPool2d),
         nn.AvgPool2d: from_pool(AvgPool2d),
         nn.Flatten: from_flatten,
-        nn.BatchNorm1d: from_batch_norm,
-        nn.BatchNorm2d: from_batch_norm,
+        nn.BatchNorm1d: from_batch_norm(BatchNormalization),
+        nn.BatchNorm2d: from_batch_norm(BatchNormalization),
+        nn.SyncBatchNorm: from_batch_norm(SyncBatchNormalization),
         nn.ReLU: leaf(lambda m: ReLU()),
         nn.LeakyReLU: leaf(lambda m: LeakyReLU(m.negative_slope)),
         nn.ELU: leaf(lambda m: ELU(m.alpha)),
@@ -322,9 +331,11 @@ class ToTorch:
         import torch
         from torch import nn
 
+        from numtorch.distributed import SyncBatchNormalization
         from numtorch.interop import torch_modules as tm
 
         self.torch, self.nn, self.tm, self.ranks = torch, nn, tm, ranks
+        self.norms = (BatchNormalization, SyncBatchNormalization)
 
     def fail(self, path, module, why):
         return ValueError(f"to_torch: {path_name(path) or 'the model'} ({type(module).__name__}): {why}")
@@ -342,11 +353,15 @@ class ToTorch:
         return [self.leaf(module, path)]
 
     def batch_norm(self, module, path, scaling=None):
+        """BatchNorm1d/2d after its input's rank; SyncBatchNorm (any rank) for a SyncBatchNormalization."""
         rank = self.ranks.get(id(module))
-        if rank is None or module.n_features is None:
+        synchronised = type(module) is not BatchNormalization
+        if module.n_features is None or (rank is None and not synchronised):
             raise self.fail(path, module, "has not seen an input yet, so its channels and rank (BatchNorm1d "
                                           "or BatchNorm2d) are unknown: pass input_shape to to_torch")
         cls = self.nn.BatchNorm2d if rank == 4 else self.nn.BatchNorm1d
+        if synchronised:
+            cls = self.nn.SyncBatchNorm
         norm = cls(module.n_features, eps=module.EPS, momentum=1 - module.alpha, affine=scaling is not None)
         norm.running_mean = self.tensor(module.moving_mean)
         norm.running_var = self.tensor(module.moving_variance)
@@ -369,7 +384,7 @@ class ToTorch:
             t.weight = self.parameter(m.W)
             if m.b is not None:
                 t.bias = self.parameter(m.b)
-        elif kind is BatchNormalization:
+        elif kind in self.norms:
             return self.batch_norm(m, path)
         elif kind is ChannelwiseScaling:
             t = tm.ChannelwiseScaling(m.n)
@@ -411,7 +426,7 @@ class ToTorch:
         while i < len(modules):
             m, child_path = modules[i], (*path, i)
             following = modules[i + 1] if i + 1 < len(modules) else None
-            if (type(m) is BatchNormalization and type(following) is ChannelwiseScaling
+            if (type(m) in self.norms and type(following) is ChannelwiseScaling
                     and following.n == m.n_features and following.training == m.training):
                 converted.append(self.batch_norm(m, child_path, following))
                 i += 2
