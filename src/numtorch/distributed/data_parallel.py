@@ -98,9 +98,9 @@ def average_gradients(model, samples=None):
     """
     _check_model("average_gradients", model)
     weight = 1 if samples is None else check_int("average_gradients", samples, "samples")
-    if world.size() == 1:
-        return
     grads = flatten(model.getGradParameters())
+    if world.size() == 1 or not grads:
+        return
     buffer = flat_buffer(np.result_type(*grads), sum(g.size for g in grads) + 1)
     offset = 0
     for grad in grads:

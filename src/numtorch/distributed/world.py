@@ -9,7 +9,10 @@ others waiting forever in a collective. ``init`` therefore replaces
 ``sys.excepthook``: an uncaught exception prints its traceback, then
 ``MPI.COMM_WORLD.Abort(1)`` ends every process of the job (what
 ``python -m mpi4py`` does). Code that catches an error to report it (the
-``numtorch`` command) calls ``abort(status)`` after printing it.
+``numtorch`` command) calls ``abort(status)`` after printing it. A rank
+killed by a signal makes ``mpiexec`` end the job. ``sys.exit`` on one rank
+is no exception a hook sees: that rank would wait in ``MPI_Finalize`` for
+the others, which wait for it; ``python -m mpi4py script.py`` aborts then too.
 """
 
 import sys

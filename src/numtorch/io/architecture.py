@@ -21,7 +21,6 @@ runs the constructors.
 """
 
 import inspect
-import math
 
 import numpy as np
 
@@ -315,7 +314,3 @@ def fits(ours, theirs):
     if isinstance(ours, list) and isinstance(theirs, list):
         return len(ours) == len(theirs) and all(fits(a, b) for a, b in zip(ours, theirs))
     return ours is None or ours == theirs
-
-
-def size(shape):
-    return math.prod(shape)

@@ -110,6 +110,29 @@ def abridged(items, limit=5):
     return f"[{shown}]" if len(items) <= limit else f"[{shown}, ... and {len(items) - limit:,} more]"
 
 
+def declared_entries(file):
+    """The number of entries a zip's end-of-central-directory record declares (zip64's too), or None.
+
+    Read from the last bytes of the file, so a zip of a million entries is
+    refused without parsing its directory (zipfile takes seconds and tens of
+    MiB for 100,000).
+    """
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    file.seek(max(size - 2**16 - 22, 0))
+    tail = file.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None
+    total = int.from_bytes(tail[at + 10:at + 12], "little")
+    if total == 0xFFFF and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":
+        file.seek(int.from_bytes(tail[at - 12:at - 4], "little"))
+        record = file.read(40)
+        if record[:4] == b"PK\x06\x06" and len(record) == 40:
+            total = int.from_bytes(record[32:40], "little")
+    return total
+
+
 class Npz:
     """An open ``.npz``: the names of its arrays, and each one's :class:`Entry` read from its header alone.
 
@@ -133,8 +156,14 @@ class Npz:
                     raise ValueError("a single .npy array, not an .npz archive")
                 if not start.startswith(b"PK"):
                     raise ValueError(f"expected a zip archive (starting with b'PK'), got {start!r}")
-                self.zip = zipfile.ZipFile(self.file)
-                infos = self.zip.infolist()
+                declared = declared_entries(self.file)
+                self.file.seek(0)
+                if declared is None or declared <= max_entries:
+                    self.zip = zipfile.ZipFile(self.file)
+                    infos = self.zip.infolist()
+            if declared is not None and declared > max_entries:
+                raise ValueError(f"{self.path}: {declared:,} entries, more than the {max_entries:,} "
+                                 "numtorch reads (numtorch.io.archive.MAX_ENTRIES)")
             if len(infos) > max_entries:
                 raise ValueError(f"{self.path}: {len(infos):,} entries, more than the {max_entries:,} "
                                  "numtorch reads (numtorch.io.archive.MAX_ENTRIES)")

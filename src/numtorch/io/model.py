@@ -202,7 +202,7 @@ def check_entries(npz, expected, what, others=(), unchecked=()):
         if entry.shape[0] > limit:
             raise ValueError(f"{path}: {key[6:]} of {held.owner} holds {entry.shape[0]} values in the file, "
                              f"more than {limit} (the model's parameter count, or {MIN_LAZY_SIZE})")
-        lengths.setdefault(key.rsplit(".", 1)[0] if "." in key[6:] else "", {})[key[6:]] = entry.shape[0]
+        lengths.setdefault(key[:-len(held.name)], {})[key[6:]] = entry.shape[0]
     for found in lengths.values():
         if len(set(found.values())) > 1:
             raise ValueError(f"{path}: buffers of one module differ in length in the file: "
