@@ -2,6 +2,9 @@
 
 import json
 import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,10 +76,43 @@ def test_resume_equals_uninterrupted(tmp_path, capsys):
                  for name in ("full", "part")]
     assert histories[0] == histories[1] and histories[0]["epoch"] == [1, 2, 3]
 
-    assert run("train", *common, "--hidden", "9", "--out", tmp_path / "part", "--resume") == 1
-    assert "the file holds Sequential(Linear, ReLU, Linear), not this model's" in one_error_line(capsys)
     assert run("train", "--resume", "--out", tmp_path / "empty") == 1
     assert "no checkpoint to resume from" in one_error_line(capsys)
+    # A checkpoint that records no settings (as before they were kept): the options given run, and
+    # one of another network is refused.
+    (tmp_path / "old").mkdir()
+    other = nt.Sequential(nt.Linear(64, 10))
+    io.save_checkpoint(tmp_path / "old" / "checkpoint.npz", other, nt.SGD(other, lr=0.1), 1)
+    assert run("train", *common, "--out", tmp_path / "old", "--resume") == 1
+    captured = capsys.readouterr()
+    assert "the checkpoint records no settings (an older numtorch wrote it): the options given run" \
+        in captured.out
+    assert captured.err.count("\n") == 1
+    assert "the file holds Sequential(Linear), not this model's" in captured.err
+
+
+def test_resume_runs_the_checkpoints_settings_and_says_which_options_it_ignores(tmp_path):
+    out = tmp_path / "run"
+    first = numtorch_command("train", "--epochs", "1", "--hidden", "8", "--batch-size", "200", "--optimizer",
+                             "sgd", "--lr", "0.05", "--seed", "4", "--no-progress", "--out", out)
+    assert first.returncode == 0, first.stderr
+    resumed = numtorch_command("train", "--resume", "--out", out, "--lr", "0.5", "--seed", "1", "--hidden",
+                               "8", "--optimizer", "adam", "--epochs", "2", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    lines = resumed.stdout.splitlines()
+    assert lines[1].startswith("model: mlp, 610 parameters; SGD(lr=0.05, momentum=0.9") and \
+        lines[1].endswith("batch 200, 2 epochs, seed 4")
+    assert lines[2:4] == ["resuming at epoch 2 of 2",
+                          "ignored with --resume, the checkpoint's settings run: --optimizer adam (runs "
+                          "--optimizer sgd), --lr 0.5 (runs --lr 0.05), --seed 1 (runs --seed 4)"]
+    record = json.loads((out / "history.json").read_text())
+    assert {key: record[key] for key in ("optimizer", "lr", "seed", "epochs", "hidden", "batch_size")} == \
+        {"optimizer": "sgd", "lr": 0.05, "seed": 4, "epochs": 2, "hidden": [8], "batch_size": 200}
+    assert record["ignored_options"] == {"optimizer": "adam", "lr": 0.5, "seed": 1}
+    assert record["data"] == "digits" and record["history"]["epoch"] == [1, 2]
+    again = numtorch_command("train", "--resume", "--out", out, "--no-progress")
+    assert again.stdout.splitlines()[2] == ("resuming after epoch 2 of 2: training is done, the results are "
+                                            "written")
 
 
 def test_mnist_folders_and_npz_data(tmp_path, capsys, monkeypatch):
@@ -100,6 +136,19 @@ def test_mnist_folders_and_npz_data(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "runs" / "mine-mlp" / "model.npz").exists()
     assert run("summary", tmp_path / "runs" / "mine-mlp" / "model.npz") == 0
     assert "input (N, 3)" in capsys.readouterr().out
+
+    # evaluate without --data measures the test split of what the model was trained on, from anywhere
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for model in (tmp_path / "runs" / "mine-mlp" / "model.npz", tmp_path / "b" / "model.npz"):
+        assert run("evaluate", model) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"{tmp_path / 'runs' / 'mine-mlp' / 'model.npz'} on {tmp_path / 'mine.npz'}: 80/20 "
+                      "split (what it was trained on), 10 test samples")
+    assert f"on {both}: train / t10k (what it was trained on), 10 test samples" in "\n".join(out)
+    result = numtorch_command("evaluate", tmp_path / "b" / "model.npz", cwd=elsewhere)
+    assert result.returncode == 0 and "(what it was trained on)" in result.stdout, result.stderr
 
 
 @pytest.mark.parametrize("argv,message,status", [
@@ -328,6 +377,131 @@ def test_train_replaces_planted_symlinks_and_never_leaves_a_half_written_file(tm
     assert (out / "history.json").read_bytes() == record
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "confusion.png", "curves.png", "history.json",
                                        "model.npz"]
+
+
+def test_training_that_diverges_stops_with_one_line_and_saves_nothing(tmp_path):
+    """The issue's case: SGD at lr 1e6 reaches a NaN loss in the first epoch."""
+    out = tmp_path / "run"
+    result = numtorch_command("train", "--optimizer", "sgd", "--lr", "1e6", "--no-progress", "--out", out)
+    assert result.returncode == 1
+    assert result.stderr == ("numtorch train: error: training diverged: the loss is nan at epoch 1, batch 3 "
+                             "of 21 (lr 1e+06: try a smaller --lr); nothing was saved\n")
+    assert os.listdir(out) == []
+
+
+def test_training_that_diverges_later_keeps_the_last_checkpoint(tmp_path, capsys, monkeypatch):
+    class NaNInEpoch2(nt.CrossEntropyCriterion):
+        calls = 0
+
+        def updateOutput(self, input, target):
+            NaNInEpoch2.calls += 1
+            return np.nan if NaNInEpoch2.calls == 13 else super().updateOutput(input, target)
+
+    monkeypatch.setattr(cli, "CrossEntropyCriterion", NaNInEpoch2)
+    out = tmp_path / "run"
+    # 11 training batches an epoch, then one call for the validation set: call 13 is epoch 2's first.
+    assert run("train", *FAST, "--epochs", "3", "--no-progress", "--out", out) == 1
+    assert one_error_line(capsys) == ("numtorch train: error: training diverged: the loss is nan at epoch 2, "
+                                      "batch 1 of 11 (lr 0.01: try a smaller --lr); the checkpoint at epoch "
+                                      "1 of 3 is intact")
+    assert os.listdir(out) == ["checkpoint.npz"] and io.read(out / "checkpoint.npz")[0]["epoch"] == 1
+
+
+def test_history_json_is_strict_json(tmp_path, monkeypatch):
+    """A non-finite test loss is written as null, never as the bare NaN token strict parsers reject."""
+    evaluate = cli.evaluate
+    monkeypatch.setattr(cli, "evaluate", lambda *a: evaluate(*a)._replace(loss=float("inf")))
+    assert run("train", *FAST, "--no-progress", "--out", tmp_path) == 0
+    text = (tmp_path / "history.json").read_text()
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    assert json.loads(text, parse_constant=refuse)["test"]["loss"] is None
+
+
+def test_ctrl_c_says_what_was_saved_and_the_command_it_names_continues_bit_for_bit(tmp_path):
+    """A real SIGINT once the second epoch's progress bar shows (wherever it lands from there): exit
+    status 130, one line saying where the checkpoint stands and the command that continues; that
+    command, run as printed, ends with the model and history of an uninterrupted run."""
+    common = ["train", "--hidden", "64", "--epochs", "20", "--batch-size", "16", "--seed", "7",
+              "--threads", "1"]
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC), MPLBACKEND="Agg")
+    out = tmp_path / "run"
+    reference = subprocess.Popen([sys.executable, "-m", "numtorch", *common, "--no-progress", "--out",
+                                  str(tmp_path / "ref")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True, env=env)
+    process = subprocess.Popen([sys.executable, "-m", "numtorch", *common, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    shown = b""
+    while b"epoch 2/20" not in shown:
+        chunk = os.read(process.stderr.fileno(), 4096)
+        assert chunk, shown.decode()
+        shown += chunk
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=300)
+    stderr = (shown + rest).decode()
+    assert process.returncode == 130, f"status {process.returncode} (did it end before the SIGINT?)\n{stderr}"
+    assert stderr.endswith("\n")
+    match = re.fullmatch(r"numtorch train: interrupted: saved checkpoint (at epoch (\d+) of 20|in epoch "
+                         r"(\d+) of 20, after batch (\d+) of 81) \((.*)\): rerun with --resume to continue: "
+                         r"(numtorch train --resume --out .* --threads 1)", stderr.splitlines()[-1])
+    assert match, stderr
+    assert match[5] == str(out / "checkpoint.npz")
+    meta = io.read_header(out / "checkpoint.npz")
+    done, batch = (int(match[2]), 0) if match[2] else (int(match[3]) - 1, int(match[4]))
+    assert done >= 1 and (meta["epoch"], (meta["state"]["epoch_sums"] or {"batches": 0})["batches"]) == \
+        (done, batch)
+
+    command = shlex.split(match[6])
+    resumed = numtorch_command(*command[1:])
+    assert resumed.returncode == 0, resumed.stderr
+    expected = (f"resuming in epoch {done + 1} of 20, at batch {batch + 1} of 81" if batch
+                else f"resuming at epoch {done + 1} of 20")
+    assert resumed.stdout.splitlines()[2] == expected
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    ours, theirs = (np.load(folder / "model.npz") for folder in (out, tmp_path / "ref"))
+    assert sorted(ours.files) == sorted(theirs.files)
+    for name in theirs.files:
+        np.testing.assert_array_equal(ours[name], theirs[name])
+    histories = [json.loads((folder / "history.json").read_text())["history"]
+                 for folder in (out, tmp_path / "ref")]
+    assert histories[0] == histories[1]
+
+
+def test_ctrl_c_before_training_saves_nothing(tmp_path, capsys, monkeypatch):
+    def interrupted(spec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_data", interrupted)
+    assert run("train", "--out", tmp_path) == 130
+    assert one_error_line(capsys) == "numtorch train: interrupted: nothing was saved"
+    assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_inside_the_first_epoch_saves_a_checkpoint_there(tmp_path, capsys, monkeypatch):
+    class CtrlCAtThirdBatch(nt.CrossEntropyCriterion):
+        calls = 0
+
+        def updateOutput(self, input, target):
+            CtrlCAtThirdBatch.calls += 1
+            if CtrlCAtThirdBatch.calls == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().updateOutput(input, target)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(cli, "CrossEntropyCriterion", CtrlCAtThirdBatch)
+    assert run("train", *FAST, "--epochs", "3", "--no-progress", "--out", out) == 130
+    assert one_error_line(capsys) == (f"numtorch train: interrupted: saved checkpoint in epoch 1 of 3, after "
+                                      f"batch 3 of 11 ({out / 'checkpoint.npz'}): rerun with --resume to "
+                                      f"continue: numtorch train --resume --out {out}")
+    monkeypatch.undo()
+    assert run("train", "--resume", "--out", out) == 0
+    assert capsys.readouterr().out.splitlines()[2] == "resuming in epoch 1 of 3, at batch 4 of 11"
+    assert run("train", *FAST, "--epochs", "3", "--no-progress", "--out", tmp_path / "ref") == 0
+    ours, theirs = (io.read(folder / "model.npz")[1] for folder in (out, tmp_path / "ref"))
+    for name in theirs:
+        np.testing.assert_array_equal(ours[name], theirs[name])
 
 
 def test_custom_makes_a_model_with_your_own_layers_loadable(tmp_path, capsys):

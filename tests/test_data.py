@@ -1,6 +1,7 @@
 """numtorch.data: the IDX reader on files the tests write, the loaders, the batch iterator."""
 
 import gzip
+import json
 import os
 
 import numpy as np
@@ -209,6 +210,32 @@ def test_batches_are_seeded_and_resumable():
     assert orders(resumed, 2) == orders(first, 2)
     with pytest.raises(ValueError, match="not a Batches state"):
         resumed.load_state_dict({"rng": {"bit_generator": "MT19937"}})
+
+
+def test_batches_resume_inside_a_pass():
+    """A state taken after k batches of a pass continues that pass at batch k + 1, then draws the
+    orders an uninterrupted iterator draws; a state between passes says batch 0."""
+    X, y = np.zeros((9, 1), np.float32), np.arange(9)
+    whole = Batches(X, y, 2, seed=5)
+    expected = [[yb.tolist() for _, yb in whole] for _ in range(3)]
+    assert whole.state_dict()["batch"] == 0
+    for k in range(len(whole)):
+        stopped = Batches(X, y, 2, seed=5)
+        assert [yb.tolist() for _, yb in stopped] == expected[0]
+        passing = iter(stopped)
+        for _ in range(k + 1):
+            next(passing)
+        state = stopped.state_dict()
+        assert state["batch"] == (k + 1) % len(whole)
+        resumed = Batches(X, y, 2, seed=99)
+        resumed.load_state_dict(json.loads(json.dumps(state)))
+        if state["batch"]:
+            assert [yb.tolist() for _, yb in resumed] == expected[1][k + 1:]
+        assert [yb.tolist() for _, yb in resumed] == expected[2]
+    with pytest.raises(ValueError, match=r"expected state\['batch'\] < 5 \(the batches of a pass\), got 5"):
+        resumed.load_state_dict({**state, "batch": 5})
+    with pytest.raises(TypeError, match=r"expected state\['batch'\] as an int, got"):
+        resumed.load_state_dict({**state, "batch": "2"})
 
 
 def test_batches_validate_arguments():

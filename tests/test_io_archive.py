@@ -1,6 +1,7 @@
 """numtorch.io.archive: truncated and corrupt archives, atomic writes."""
 
 import errno
+import json
 import os
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 import numtorch as nt
 from numtorch import io
-from numtorch.io.archive import atomic_write
+from numtorch.io.archive import atomic_write, strict_json
 
 
 def model(seed=0):
@@ -81,3 +82,14 @@ def test_a_failed_atomic_write_leaves_the_old_file_whole_and_names_the_path(tmp_
     with pytest.raises(ZeroDivisionError):
         atomic_write(path, lambda file: 1 / 0)
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["history.json"]
+
+
+def test_strict_json_writes_non_finite_numbers_as_null():
+    value = {"loss": float("nan"), "rows": [1.5, np.float32(np.inf), (-np.inf, 2)], "n": 3, "name": "x"}
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    assert json.loads(strict_json(value), parse_constant=refuse) == \
+        {"loss": None, "rows": [1.5, None, [None, 2]], "n": 3, "name": "x"}
+    assert strict_json({"a": 1}, indent=1) == '{\n "a": 1\n}'

@@ -88,3 +88,11 @@ def test_a_checkpoint_of_the_previous_version_resumes(tmp_path):
     assert epoch == 2 and state == {"note": "v1"} and optimizer.state_dict()["step"] == 2
     expected = np.load(FILES / "v1-expected.npz")
     np.testing.assert_array_equal(net.evaluate().forward(expected["x"]), expected["output"])
+
+
+def test_checkpoint_state_must_be_finite_json(tmp_path):
+    """A checkpoint restores exactly what it was given, so a NaN in its state is refused, not nulled."""
+    net = model()
+    with pytest.raises(ValueError, match="save_checkpoint: state must be JSON-serializable, with finite"):
+        io.save_checkpoint(tmp_path / "c.npz", net, SGD(net, lr=0.1), 1, history={"loss": [float("nan")]})
+    assert not (tmp_path / "c.npz").exists()

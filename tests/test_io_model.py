@@ -211,6 +211,22 @@ def test_a_user_container_is_rebuilt_with_its_config_then_add(tmp_path):
         "model/0.W", "model/0.b", "model/1.0.W", "model/1.0.b"]
 
 
+def test_info_is_kept_in_the_header_as_strict_json(tmp_path):
+    info = {"data": "/abs/mine.npz", "hidden": [8, 4], "lr": 0.05}
+    io.save(model(), tmp_path / "m.npz", input_shape=(6,), info=info)
+    assert io.load_with_metadata(tmp_path / "m.npz")[1]["info"] == info
+    assert io.read_header(tmp_path / "m.npz")["info"] == info
+    io.save(model(), tmp_path / "plain.npz")
+    assert "info" not in io.read_header(tmp_path / "plain.npz")
+    with pytest.raises(TypeError, match="save: expected info as a dict with str keys, got list"):
+        io.save(model(), tmp_path / "x.npz", info=[1])
+    with pytest.raises(TypeError, match="save: expected info of JSON values"):
+        io.save(model(), tmp_path / "x.npz", info={"when": object()})
+    with pytest.raises(ValueError, match="expected finite numbers in config.. and info, got NaN or infinity"):
+        io.save(model(), tmp_path / "x.npz", info={"lr": float("nan")})
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_load_weights_into_a_nested_branching_model(tmp_path):
     """Any nesting of containers: weights and moving statistics land in the matching modules; another
     branching structure is refused."""

@@ -1,5 +1,8 @@
 """numtorch.train: fit (modes, history, bars, checkpoints and resume) and evaluate."""
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -7,7 +10,7 @@ import numtorch as nt
 from numtorch.module import Module, flatten
 from numtorch.optim import SGD, Adam, StepLR
 from numtorch.random import generator
-from numtorch.train import evaluate, fit
+from numtorch.train import Diverged, Interrupted, Position, evaluate, fit
 
 
 class ModeSpy(Module):
@@ -232,6 +235,129 @@ def test_fit_restores_the_flag_when_a_step_fails():
     with pytest.raises(RuntimeError, match="criterion failed"):
         fit(model, Failing(), SGD(model, lr=0.1), (X, y), epochs=1, progress=False)
     assert model.needs_input_grad is True
+
+
+class CtrlC(nt.CrossEntropyCriterion):
+    """Cross-entropy that presses Ctrl-C (SIGINT to this process) in its forward calls number ``at``
+    (1-based; a number twice: pressed twice). ``fit``'s validation pass calls it too."""
+
+    def __init__(self, *at):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def updateOutput(self, input, target):
+        self.calls += 1
+        for _ in range(self.at.count(self.calls)):
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().updateOutput(input, target)
+
+
+def interrupted_run(tmp_path, criterion):
+    """``train_run``'s 5 epochs (8 batches each, then one validation call) with ``criterion``."""
+    X, y = blobs()
+    model = make_model()
+    optimizer = SGD(model, lr=0.05, momentum=0.9)
+    with pytest.raises(Interrupted) as caught:
+        fit(model, criterion, optimizer, (X, y), val=blobs(40, seed=1), epochs=5, batch_size=16, seed=5,
+            scheduler=StepLR(optimizer, step_size=2, gamma=0.5), checkpoint=tmp_path / "c.npz",
+            progress=False)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return caught.value
+
+
+@pytest.mark.parametrize("at,saved", [
+    (3, Position(0, 3)),  # inside the first epoch: a checkpoint there, after its third batch
+    (8, Position(1, 0)),  # at the epoch's last batch: the epoch ends, then it stops
+    (9, Position(1, 0)),  # during the validation pass
+    (12, Position(1, 3)),
+])
+def test_ctrl_c_saves_where_it_stops_and_resume_is_bit_identical(tmp_path, at, saved):
+    (tmp_path / "full").mkdir()
+    uninterrupted, full_history = train_run(tmp_path / "full", 5, resume=False)
+    error = interrupted_run(tmp_path, CtrlC(at))
+    assert error.saved == saved and isinstance(error, KeyboardInterrupt)
+    meta, _ = nt.io.read(tmp_path / "c.npz")
+    assert meta["epoch"] == saved.epoch
+    assert (meta["state"]["epoch_sums"] or {"batches": 0})["batches"] == saved.batch
+    resumed, history = train_run(tmp_path, 5, resume=True, seed=3)
+    assert history == full_history
+    for ours, theirs in zip(flatten(resumed.getParameters()), flatten(uninterrupted.getParameters())):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_second_ctrl_c_stops_at_once(tmp_path):
+    assert interrupted_run(tmp_path, CtrlC(3, 3)).saved is None
+    assert not (tmp_path / "c.npz").exists()
+    assert interrupted_run(tmp_path, CtrlC(12, 12)).saved == Position(1, 0)
+    assert nt.io.read(tmp_path / "c.npz")[0]["epoch"] == 1
+
+
+def test_ctrl_c_without_a_checkpoint_stops_at_once():
+    X, y = blobs()
+    model = make_model()
+    with pytest.raises(Interrupted) as caught:
+        fit(model, CtrlC(3), SGD(model, lr=0.05), (X, y), epochs=2, batch_size=16, progress=False)
+    assert caught.value.saved is None
+
+
+class Poisoned(nt.CrossEntropyCriterion):
+    """Cross-entropy whose forward call number ``nan_at`` returns NaN, and whose backward call number
+    ``inf_at`` returns an infinite gradient."""
+
+    def __init__(self, nan_at=0, inf_at=0):
+        super().__init__()
+        self.nan_at, self.inf_at, self.forwards, self.backwards = nan_at, inf_at, 0, 0
+
+    def updateOutput(self, input, target):
+        self.forwards += 1
+        return np.nan if self.forwards == self.nan_at else super().updateOutput(input, target)
+
+    def updateGradInput(self, input, target):
+        self.backwards += 1
+        grad = super().updateGradInput(input, target)
+        return np.full_like(grad, np.inf) if self.backwards == self.inf_at else grad
+
+
+def test_training_stops_at_the_first_non_finite_loss_and_keeps_the_last_checkpoint(tmp_path):
+    X, y = blobs()
+    model = make_model()
+    optimizer = SGD(model, lr=0.05, momentum=0.9)
+    checkpoint = tmp_path / "c.npz"
+    with pytest.raises(Diverged) as caught:
+        fit(model, Poisoned(nan_at=12), optimizer, (X, y), val=blobs(40, seed=1), epochs=3, batch_size=16,
+            checkpoint=checkpoint, progress=False)
+    error = caught.value
+    assert error.where == "the loss is nan at epoch 2, batch 3 of 8" and error.saved == Position(1, 0)
+    assert str(error) == ("fit: training diverged: the loss is nan at epoch 2, batch 3 of 8 (lr=0.05: try a "
+                          "smaller learning rate, or clip_norm)")
+    assert isinstance(error, FloatingPointError)
+    meta, arrays = nt.io.read(checkpoint)
+    assert meta["epoch"] == 1 and len(meta["state"]["history"]["epoch"]) == 1
+    assert all(np.isfinite(array).all() for array in arrays.values() if array.dtype.kind == "f")
+    assert all(np.isfinite(p).all() for p in flatten(model.getParameters()))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_training_stops_at_non_finite_weights_or_validation_loss(tmp_path):
+    X, y = blobs(16)
+    model = make_model()
+    with pytest.raises(Diverged, match="the weights hold NaN or infinity after epoch 1 ") as caught:
+        fit(model, Poisoned(inf_at=1), SGD(model, lr=0.05), (X, y), epochs=2, batch_size=16,
+            checkpoint=tmp_path / "c.npz", progress=False)
+    assert caught.value.saved is None and not (tmp_path / "c.npz").exists()
+
+    model = make_model()
+    X_val, y_val = blobs(10, seed=1)
+    X_val[3, 0] = np.inf
+    with pytest.raises(Diverged, match="the validation loss is nan after epoch 1 "):
+        fit(model, nt.CrossEntropyCriterion(), SGD(model, lr=0.05), (X, y), val=(X_val, y_val), epochs=2,
+            progress=False)
+
+
+def test_resume_refuses_a_checkpoint_beyond_epochs(tmp_path):
+    train_run(tmp_path, 3, resume=False)
+    with pytest.raises(ValueError, match=r"fit: the checkpoint .*c.npz is at epoch 3, beyond epochs=2"):
+        train_run(tmp_path, 2, resume=True)
 
 
 def branching_model(seed=0):

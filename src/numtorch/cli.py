@@ -35,10 +35,11 @@ that rank's message and ends the whole job (``MPI_Abort``) with status 1.
 import argparse
 import importlib
 import importlib.util
-import json
 import os
+import shlex
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import scipy
@@ -48,16 +49,19 @@ from numtorch import distributed, models, run_folder
 from numtorch.containers import walk
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
-from numtorch.io import architecture, load_with_metadata, save
-from numtorch.io.archive import atomic_write
+from numtorch.io import architecture, load_with_metadata, read_header, save
+from numtorch.io.archive import atomic_write, strict_json
 from numtorch.module import Module, flatten
 from numtorch.optim import SGD, Adam
 from numtorch.random import manual_seed
 from numtorch.summary import summary
 from numtorch.threads import set_num_threads
-from numtorch.train import evaluate, fit
+from numtorch.train import Diverged, Interrupted, Position, evaluate, fit
 
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+# A run's settings and their defaults (None: the preset's hidden sizes, the optimizer's learning rate).
+SETTINGS = {"data": "digits", "model": "mlp", "hidden": None, "optimizer": "adam", "lr": None,
+            "batch_size": 64, "epochs": 20, "seed": 0}
 OUTPUTS = ("model.npz", "checkpoint.npz", "history.json", "curves.png", "confusion.png")
 VAL_FRACTION = 0.1
 TEST_FRACTION = 0.2
@@ -159,20 +163,22 @@ def build_parser():
 
     data_help = "digits | mnist:DIR | PATH.npz (arrays X, y)"
     train = commands.add_parser("train", help="train a preset network and write model, checkpoint, plots")
-    train.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
-    train.add_argument("--model", choices=models.PRESETS, default="mlp",
+    # The settings of a run default to None here, SETTINGS fills them: --resume must know which were given.
+    train.add_argument("--data", help=f"{data_help} (default: digits)")
+    train.add_argument("--model", choices=models.PRESETS,
                        help="network preset: mlp, cnn or resnet (a small residual CNN; default: mlp)")
     train.add_argument("--hidden", type=hidden_sizes,
                        help="hidden layer sizes of the dense part (default: 256,128; none for resnet)")
-    train.add_argument("--epochs", type=integer(1), default=20, help="default: 20")
-    train.add_argument("--batch-size", type=integer(1), default=64, help="default: 64")
-    train.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default: adam")
+    train.add_argument("--epochs", type=integer(1), help="default: 20")
+    train.add_argument("--batch-size", type=integer(1), help="default: 64")
+    train.add_argument("--optimizer", choices=("sgd", "adam"), help="default: adam")
     train.add_argument("--lr", type=positive_float,
                        help="learning rate (default: 1e-3 for adam, 0.1 for sgd)")
-    train.add_argument("--seed", type=integer(0), default=0,
-                       help="seed of the weights and the batch order (default: 0)")
+    train.add_argument("--seed", type=integer(0), help="seed of the weights and the batch order (default: 0)")
     train.add_argument("--out", help="output directory (default: runs/<data>-<model>)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from OUT/checkpoint.npz, with the settings it records (--epochs may "
+                            "extend the run; other options given are ignored, and said so)")
     train.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     train.add_argument("--threads", type=thread_count, default="auto",
                        help="BLAS threads: auto (measured while training, re-measured when the load "
@@ -180,7 +186,8 @@ def build_parser():
 
     evaluate_command = commands.add_parser("evaluate", help="loss, accuracy and confusion on a test set")
     evaluate_command.add_argument("model", metavar="MODEL.npz")
-    evaluate_command.add_argument("--data", default="digits", help=f"{data_help} (default: digits)")
+    evaluate_command.add_argument("--data", help=f"{data_help} (default: what the model was trained on, "
+                                  "as its file records; digits for a file that does not say)")
     evaluate_command.add_argument("--custom", **CUSTOM_OPTION)
 
     summary = commands.add_parser("summary", help="layers, output shapes and parameter counts")
@@ -294,23 +301,114 @@ def plot_confusion(confusion, accuracy, path):
     plt.close(figure)
 
 
+def absolute_data(spec):
+    """``--data`` with its file or folder made absolute: what a record keeps, to be found from anywhere."""
+    if spec.startswith("mnist:"):
+        return "mnist:" + os.path.abspath(spec[len("mnist:"):])
+    return os.path.abspath(spec) if spec.endswith(".npz") else spec
+
+
+def recorded_settings(checkpoint):
+    """``(settings, position)`` a checkpoint of ``numtorch train`` records (settings None: it does not)."""
+    meta = read_header(checkpoint)
+    state = meta.get("state") if isinstance(meta.get("state"), dict) else {}
+    sums = state.get("epoch_sums") if isinstance(state.get("epoch_sums"), dict) else {}
+    position = Position(meta.get("epoch"), sums.get("batches", 0))
+    settings = state.get("run_info")
+    if settings is None:
+        return None, position
+    try:
+        valid = (settings.keys() == SETTINGS.keys() and isinstance(settings["data"], str)
+                 and settings["model"] in models.PRESETS and settings["optimizer"] in DEFAULT_LR
+                 and isinstance(settings["hidden"], list)
+                 and all(type(value) is int and value >= 1
+                         for value in (*settings["hidden"], settings["batch_size"], settings["epochs"]))
+                 and type(settings["seed"]) is int and settings["seed"] >= 0
+                 and type(settings["lr"]) in (int, float) and 0 < settings["lr"] < float("inf"))
+    except (AttributeError, TypeError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{checkpoint}: corrupt checkpoint header (the run's settings)")
+    return settings, position
+
+
+def run_settings(args, recorded):
+    """``(settings, ignored)``: the settings that run, and the given options they override.
+
+    A new run: the given options over the defaults (``SETTINGS``). With ``--resume``, the
+    checkpoint's recorded settings run, except ``--epochs``, which may extend the run; any other
+    option given with another value is ignored (and reported).
+    """
+    given = {key: getattr(args, key) for key in SETTINGS if getattr(args, key) is not None}
+    if recorded is None:
+        settings = {**SETTINGS, **given}
+        settings["data"] = absolute_data(settings["data"])
+        settings["lr"] = settings["lr"] or DEFAULT_LR[settings["optimizer"]]
+        if settings["hidden"] is None:
+            settings["hidden"] = models.DEFAULT_HIDDEN[settings["model"]]
+        return settings, {}
+    settings = {**recorded, "epochs": given.get("epochs", recorded["epochs"])}
+    ignored = {key: value for key, value in given.items()
+               if key != "epochs" and (absolute_data(value) if key == "data" else value) != recorded[key]}
+    return settings, ignored
+
+
+def option(key, value):
+    """``--batch-size 32``, ``--hidden 64,32``: a setting as it is written on the command line."""
+    return f"--{key.replace('_', '-')} " + (",".join(map(str, value)) if key == "hidden" else f"{value}")
+
+
+def position_text(position, epochs, batches):
+    """``at epoch 3 of 20`` or ``in epoch 4 of 20, after batch 8 of 21``."""
+    if position.batch:
+        return f"in epoch {position.epoch + 1} of {epochs}, after batch {position.batch} of {batches}"
+    return f"at epoch {position.epoch} of {epochs}"
+
+
 def command_train(args):
     """Claim the output folder (checked and locked before any data is loaded), then train in it."""
-    out = args.out or os.path.join("runs", f"{run_name(args.data)}-{args.model}")
+    data, model = args.data or SETTINGS["data"], args.model or SETTINGS["model"]
+    out = args.out or os.path.join("runs", f"{run_name(data)}-{model}")
     if not distributed.is_root():  # under mpiexec rank 0 alone claims and writes the folder
-        return train_in(out, args)
+        return train_run(out, args)
     with run_folder.claim(out, OUTPUTS) as folder:
         if folder.stale_pid is not None:
             print(f"numtorch train: note: took over the lock of {out} from PID {folder.stale_pid}, "
                   "a run that ended without releasing it", file=sys.stderr)
-        return train_in(out, args)
+        return train_run(out, args)
 
 
-def train_in(out, args):
+def train_run(out, args):
+    """The settings that run (the checkpoint's with ``--resume``), then training; a Ctrl-C says what it
+    leaves in words."""
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    recorded = position = None
+    if args.resume:
+        if distributed.is_root() and not os.path.exists(checkpoint):
+            raise FileNotFoundError(f"--resume: no checkpoint to resume from at {checkpoint}")
+        recorded, position = distributed.broadcast(recorded_settings(checkpoint) if distributed.is_root()
+                                                   else None)
+    settings, ignored = run_settings(args, recorded)
+    if args.resume and recorded is None:
+        ignored = None  # nothing to compare with: the options given run
+    args = argparse.Namespace(**{**vars(args), **settings}, ignored=ignored, resumed_at=position)
+    # What a Ctrl-C leaves: train_in keeps it up to date; fit's Interrupted says it, when in fit.
+    run = SimpleNamespace(saved=position, batches=None)
+    try:
+        return train_in(out, args, run)
+    except KeyboardInterrupt as error:
+        saved = error.saved if isinstance(error, Interrupted) else run.saved
+        if saved is None:
+            raise KeyboardInterrupt("nothing was saved") from None
+        threads = "" if args.threads == "auto" else f" --threads {args.threads}"  # bit for bit: same count
+        raise KeyboardInterrupt(f"saved checkpoint {position_text(saved, args.epochs, run.batches)} "
+                                f"({checkpoint}): rerun with --resume to continue: numtorch train "
+                                f"--resume --out {shlex.quote(out)}{threads}") from None
+
+
+def train_in(out, args, run):
     started = time.perf_counter()
     checkpoint = os.path.join(out, "checkpoint.npz")
-    if args.resume and not os.path.exists(checkpoint):
-        raise FileNotFoundError(f"--resume: no checkpoint to resume from at {checkpoint}")
     (X, y), (X_test, y_test), note = load_data(args.data)
     (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
     classes = int(max(y.max(), y_test.max())) + 1
@@ -318,39 +416,70 @@ def train_in(out, args):
     if args.threads != "auto":
         set_num_threads(args.threads)
     manual_seed(args.seed)
-    args.hidden = models.DEFAULT_HIDDEN[args.model] if args.hidden is None else args.hidden
     model, input_shape = models.build(args.model, X.shape[1:], classes, args.hidden)
     X_train, X_val, X_test = (fit_to(a, input_shape, "--data") for a in (X_train, X_val, X_test))
-    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    lr = args.lr
     optimizer = Adam(model, lr=lr) if args.optimizer == "adam" else SGD(model, lr=lr, momentum=0.9)
     parameters = sum(p.size for p in flatten(model.getParameters()))
+    run.batches = -(-len(y_train) // args.batch_size)
     say(f"data: {note}; {len(y_train)} train, {len(y_val)} validation, {len(y_test)} test samples, "
         f"{classes} classes")
     say(f"model: {args.model}, {parameters:,} parameters; {optimizer!r}, batch {args.batch_size}, "
         f"{args.epochs} epochs, seed {args.seed}{processes_note()}")
+    if args.resume:
+        say(resume_text(args, run.batches))
 
-    history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
-                  epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
-                  resume=args.resume, progress=args.progress)
+    try:
+        history = fit(model, CrossEntropyCriterion(), optimizer, (X_train, y_train), val=(X_val, y_val),
+                      epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, checkpoint=checkpoint,
+                      resume=args.resume, progress=args.progress,
+                      run_info={key: getattr(args, key) for key in SETTINGS})
+    except Diverged as error:
+        kept = ("nothing was saved" if error.saved is None else
+                f"the checkpoint {position_text(error.saved, args.epochs, run.batches)} is intact")
+        raise ValueError(f"training diverged: {error.where} (lr {error.lr:g}: try a smaller --lr); "
+                         f"{kept}") from None
+    run.saved = Position(args.epochs, 0)
     test = evaluate(model, X_test, y_test)
     seconds = time.perf_counter() - started
     if not distributed.is_root():
         return 0
 
-    save(model, os.path.join(out, "model.npz"), input_shape=input_shape)
+    save(model, os.path.join(out, "model.npz"), input_shape=input_shape,
+         info={key: getattr(args, key) for key in SETTINGS})
     record = {"data": args.data, "model": args.model, "hidden": args.hidden, "optimizer": args.optimizer,
               "lr": lr, "batch_size": args.batch_size, "epochs": args.epochs, "seed": args.seed,
+              "ignored_options": args.ignored,
               "architecture": architecture(model), "history": history,
               "test": {"loss": test.loss, "accuracy": test.accuracy, "confusion": test.confusion.tolist()},
               "seconds": seconds}
     atomic_write(os.path.join(out, "history.json"),
-                 lambda file: file.write(json.dumps(record, indent=1).encode()))
+                 lambda file: file.write(strict_json(record, indent=1).encode()))
     plot_curves(history, os.path.join(out, "curves.png"))
     plot_confusion(test.confusion, test.accuracy, os.path.join(out, "confusion.png"))
     say(f"test: accuracy {test.accuracy:.4f}, loss {test.loss:.4f} on {len(y_test)} samples "
         f"({seconds:.1f} s)")
     say(f"wrote {out}/: {' '.join(OUTPUTS)}")
     return 0
+
+
+def resume_text(args, batches):
+    """``resuming at epoch 4 of 20``, then a line for the options given that the checkpoint overrides."""
+    done, batch = args.resumed_at
+    if batch:
+        text = f"resuming in epoch {done + 1} of {args.epochs}, at batch {batch + 1} of {batches}"
+    elif done < args.epochs:
+        text = f"resuming at epoch {done + 1} of {args.epochs}"
+    else:
+        text = f"resuming after epoch {done} of {args.epochs}: training is done, the results are written"
+    if args.ignored is None:
+        return text + ("\nthe checkpoint records no settings (an older numtorch wrote it): the options given "
+                       "run")
+    if args.ignored:
+        text += ("\nignored with --resume, the checkpoint's settings run: "
+                 + ", ".join(f"{option(key, value)} (runs {option(key, getattr(args, key))})"
+                             for key, value in args.ignored.items()))
+    return text
 
 
 def custom_layers(specs):
@@ -381,17 +510,29 @@ def processes_note():
 
 def command_evaluate(args):
     model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
-    _, (X, y), note = load_data(args.data)
+    data = args.data or trained_on(meta)
+    if data is None:
+        data, source = SETTINGS["data"], " (the default: the model file does not say what it was trained on)"
+    else:
+        source = "" if args.data else " (what it was trained on)"
+    _, (X, y), note = load_data(data)
     if meta.get("input_shape") is not None:
-        X = fit_to(X, meta["input_shape"], f"--data {args.data}")
+        X = fit_to(X, meta["input_shape"], f"--data {data}")
     result = evaluate(model, X, y)
-    say(f"{args.model} on {note}, {len(y)} test samples")
+    say(f"{args.model} on {note}{source}, {len(y)} test samples")
     say(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
     say("confusion (rows: true class, columns: predicted):")
     width = len(str(result.confusion.max()))
     for true, row in enumerate(result.confusion):
         say(f"  {true:>3} | " + " ".join(f"{count:>{width}}" for count in row))
     return 0
+
+
+def trained_on(meta):
+    """The ``--data`` a model file records it was trained on (``numtorch train`` writes it), or None."""
+    info = meta.get("info")
+    data = info.get("data") if isinstance(info, dict) else None
+    return data if isinstance(data, str) else None
 
 
 def command_summary(args):
@@ -441,9 +582,12 @@ def main(argv=None):
     who = f"numtorch {args.command}"
     try:
         who += distributed.describe()
-        return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print(f"{who}: interrupted", file=sys.stderr)
+        # NumPy's floating-point warnings are not how the command line reports: training stops at the
+        # first non-finite loss or weights with one clear line, evaluate prints what it measured.
+        with np.errstate(all="ignore"):
+            return COMMANDS[args.command](args)
+    except KeyboardInterrupt as interruption:
+        print(f"{who}: interrupted" + (f": {interruption}" if str(interruption) else ""), file=sys.stderr)
         distributed.abort(130)  # under mpiexec: end every rank (the others may wait in a collective)
         return 130
     except Exception as error:

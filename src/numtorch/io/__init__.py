@@ -4,13 +4,13 @@
   data) and atomic writes, also used by ``numtorch.data``;
 - ``numtorch.io.architecture``: a model described from its modules'
   ``config()`` as JSON, and rebuilt from it;
-- ``numtorch.io.model``: ``save``, ``load``, ``load_weights``, ``read``;
+- ``numtorch.io.model``: ``save``, ``load``, ``load_weights``, ``read``, ``read_header``;
 - ``numtorch.io.checkpoint``: ``save_checkpoint``, ``load_checkpoint``.
 """
 
 from numtorch.io.architecture import architecture
 from numtorch.io.checkpoint import load_checkpoint, save_checkpoint
-from numtorch.io.model import load, load_weights, load_with_metadata, read, save
+from numtorch.io.model import load, load_weights, load_with_metadata, read, read_header, save
 
-__all__ = ["architecture", "load", "load_checkpoint", "load_weights", "load_with_metadata", "read", "save",
-           "save_checkpoint"]
+__all__ = ["architecture", "load", "load_checkpoint", "load_weights", "load_with_metadata", "read",
+           "read_header", "save", "save_checkpoint"]

@@ -12,8 +12,13 @@ the target's folder, fsyncs it and renames it over the target, so the target
 is always the old file or the complete new one, and a symlink planted at the
 target is replaced, never written through. Every file numtorch writes goes
 through it: models, checkpoints, ``history.json`` and the plots.
+
+``strict_json`` is the JSON text numtorch writes: strict JSON, with NaN and
+infinities as ``null`` (``json.dumps`` writes bare ``NaN``/``Infinity``
+tokens that strict parsers reject).
 """
 
+import json
 import math
 import os
 import secrets
@@ -251,3 +256,19 @@ def sync_directory(directory):
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def strict_json(value, **options):
+    """``json.dumps(value, **options)`` that every JSON parser accepts: NaN and infinities become ``null``."""
+    return json.dumps(finite_or_null(value), allow_nan=False, **options)
+
+
+def finite_or_null(value):
+    """``value`` with every non-finite float (NumPy's too), at any depth of dicts and lists, as ``None``."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value

@@ -45,9 +45,11 @@ def save_checkpoint(path, model, optimizer, epoch, **state):
     meta = header("checkpoint", model, epoch=int(epoch), rng=get_rng_state(), optimizer=optimizer_state,
                   optimizer_buffers={name: len(values) for name, values in buffers.items()}, state=state)
     try:
-        arrays[HEADER] = np.array(json.dumps(meta))
-    except TypeError as error:
-        raise TypeError(f"save_checkpoint: state must be JSON-serializable ({error})") from None
+        # allow_nan=False: strict JSON, and a checkpoint restores exactly what it was given or refuses.
+        arrays[HEADER] = np.array(json.dumps(meta, allow_nan=False))
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"save_checkpoint: state must be JSON-serializable, with finite numbers "
+                          f"({error})") from None
     atomic_savez(path, arrays)
 
 

@@ -61,11 +61,14 @@ def header(kind, model, **extra):
     return {"format": FORMAT, "version": VERSION, "kind": kind, "architecture": architecture(model), **extra}
 
 
-def save(model, path, input_shape=None):
+def save(model, path, input_shape=None, info=None):
     """Write ``model`` (architecture, parameters, buffers) to ``path`` as one ``.npz``.
 
     ``input_shape``: the shape of one sample (e.g. ``(64,)``), kept so
     ``summary`` can show output shapes and tools can reshape data to fit.
+    ``info``: a dict of JSON values kept in the header, ``meta["info"]`` of
+    ``load_with_metadata`` (``numtorch train`` records there the data and the
+    settings the model was trained with).
     Every module's ``config()`` must rebuild it (see ``Module.config``): a
     layer whose constructor takes arguments and that does not define
     ``config()`` is a ``TypeError`` here, not a surprise at load time.
@@ -77,8 +80,17 @@ def save(model, path, input_shape=None):
             raise TypeError(
                 f"save: expected input_shape as a tuple of ints, got {type(input_shape).__name__}")
         input_shape = [check_positive_int("save", size, "every input_shape size") for size in input_shape]
-    meta = header("model", model, input_shape=input_shape)
-    atomic_savez(path, {HEADER: np.array(json.dumps(meta)), **model_arrays(model)})
+    if info is not None and (not isinstance(info, dict) or not all(isinstance(key, str) for key in info)):
+        raise TypeError(f"save: expected info as a dict with str keys, got {type(info).__name__}")
+    meta = header("model", model, input_shape=input_shape, **({} if info is None else {"info": info}))
+    try:
+        text = json.dumps(meta, allow_nan=False)  # strict JSON: no bare NaN or Infinity tokens
+    except ValueError:
+        raise ValueError(f"save: {model!r}: expected finite numbers in config() and info, got NaN or "
+                         "infinity, which strict JSON cannot hold") from None
+    except TypeError as error:
+        raise TypeError(f"save: expected info of JSON values ({error})") from None
+    atomic_savez(path, {HEADER: np.array(text), **model_arrays(model)})
 
 
 def read_meta(npz):
@@ -100,6 +112,12 @@ def read_meta(npz):
         raise ValueError(f"{path}: numtorch file version {str(meta.get('version'))[:20]}, "
                          f"this numtorch reads version {VERSION}")
     return meta
+
+
+def read_header(path):
+    """The JSON header of the numtorch file (model or checkpoint) at ``path``; no array is read."""
+    with Npz(path) as npz:
+        return read_meta(npz)
 
 
 def read(path):
