@@ -159,8 +159,13 @@ def test_default_rows_and_targets():
     assert table["mlp-inference-1"] == [0.8] and table["mlp-inference-256"] == [0.95]
     assert table["cold-start"] == [0.3, 0.3]
     assert table["threads-idle-128"] == [1.05, None] and table["threads-busy-128"] == [1.2, None]
-    assert all(row["contestants"][0]["spec"]["steps"] >= 2 for row in rows.all_rows(parse_args([]))
-               if row["group"] != "cold")
+    for row in rows.all_rows(parse_args([])):
+        for contestant in row["contestants"]:
+            spec = contestant["spec"]
+            if row["group"] != "cold":
+                assert spec["steps"] >= 2 and spec["warmup"] >= 1
+            if spec["form"] == "fit":  # fit's thread probe ends inside the warm-up
+                assert spec["warmup"] * spec["steps"] >= rows.FIT_WARMUP_STEPS, row["key"]
 
 
 def test_summary_lists_every_run_and_the_median():
