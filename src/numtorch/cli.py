@@ -607,6 +607,7 @@ def command_import(args):
     parameters = sum(p.size for p in flatten(model.getParameters()))
     say(f"wrote {args.model}: input {shape_text(shape)}, {parameters:,} parameters, "
         f"{sum(1 for _ in walk(model)) - 1} modules (numtorch summary {args.model} shows them)")
+    return 0
 
 
 def command_inspect(args):
