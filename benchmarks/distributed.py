@@ -10,7 +10,9 @@ part of the batch forward and backward, ``distributed.average_gradients``
 update. Reported: samples per second (median over repetitions, then over
 rounds), the scaling efficiency (N ranks' samples/s over N times one
 process's; target >= 0.8), the share of a rank's step spent in the
-``Allreduce`` (waiting for the slower rank included) and in the copies.
+``Allreduce`` (waiting for the slower rank included) and in the copies, and
+the CPU time of forward and backward (which other load does not stretch, as
+it stretches the wall-clock times: a check on how quiet the machine was).
 
 Also measured by the ranks: ``Allreduce`` alone on the gradient buffer and on
 one value (bandwidth and latency here), the copies against what gradient
@@ -62,6 +64,8 @@ def parse_args(argv=None):
                              "(default: %(default)s, a TCP round on 10 Gb Ethernet)")
     parser.add_argument("--weak-batch", type=int, default=128,
                         help="per-machine batch of the projection's growing global batch (default: 128)")
+    parser.add_argument("--bind-to", help="mpiexec's --bind-to for the ranks (default: mpiexec's own, "
+                                          "one core per rank for 2 ranks)")
     parser.add_argument("--worker", type=pathlib.Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -92,6 +96,8 @@ def run_configuration(args, processes, result):
         command = [str(mpiexec), "-n", str(processes), *command]
         if processes > (os.cpu_count() or 1):
             command.insert(1, "--oversubscribe")
+        if args.bind_to:
+            command[1:1] = ["--bind-to", args.bind_to]
         if os.geteuid() == 0:
             env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     finished = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=3600)
@@ -151,7 +157,7 @@ def worker(args):
     params, grads = model.getParameters(), model.getGradParameters()
     config, state = {"learning_rate": models.LEARNING_RATE, "momentum": models.MOMENTUM}, {}
 
-    clocks = {"average": 0.0, "allreduce": 0.0}
+    clocks = {"average": 0.0, "allreduce": 0.0, "compute_cpu": 0.0}
     reduce_in_place = data_parallel.reduce_in_place
 
     def timed_reduce(buffer):
@@ -163,22 +169,25 @@ def worker(args):
 
     def step(i):
         x, y = parts[i % len(parts)]
+        cpu = time.process_time()
         model.zeroGradParameters()
         output = model.forward(x)
         criterion.forward(output, y)
         model.backward(x, criterion.backward(output, y))
+        clocks["compute_cpu"] += time.process_time() - cpu
         start = time.perf_counter()
         distributed.average_gradients(model, len(y))
         clocks["average"] += time.perf_counter() - start
         sgd_momentum(params, grads, config, state)
 
     step(0)
-    clocks.update(average=0.0, allreduce=0.0)
+    clocks.update(average=0.0, allreduce=0.0, compute_cpu=0.0)
     times = timed_steps(step, args, barrier)
     steps = args.steps * args.repeats + args.warmup
     record = {"processes": size, "rank_batch": mine.stop - mine.start, "step_s": statistics.median(times),
               "repetitions_s": times, "samples_per_s": args.batch / statistics.median(times),
-              "average_s": clocks["average"] / steps, "allreduce_s": clocks["allreduce"] / steps}
+              "average_s": clocks["average"] / steps, "allreduce_s": clocks["allreduce"] / steps,
+              "compute_cpu_s": clocks["compute_cpu"] / steps}
     data_parallel.reduce_in_place = reduce_in_place
 
     grad_list = flatten(grads)
@@ -305,6 +314,8 @@ def summarize(args, runs):
         "bus_bandwidth_gbps": 8 * nbytes * 2 * (n - 1) / n / alone / 1e9,
         "latency_s": statistics.median(run["allreduce_one_value_s"] for run in parallel),
         "copies_s": statistics.median(run["copies_s"] for run in parallel),
+        "single_compute_cpu_s": statistics.median(run["compute_cpu_s"] for run in single),
+        "rank_compute_cpu_s": statistics.median(run["compute_cpu_s"] for run in parallel),
         "views_s": statistics.median(run["views_s"] for run in parallel),
         "projection": projection(single[-1], nbytes, args),
     }
@@ -313,6 +324,7 @@ def summarize(args, runs):
 
 def report(args, summary):
     n = args.processes
+    one_cpu, rank_cpu = summary["single_compute_cpu_s"], summary["rank_compute_cpu_s"]
     lines = [
         f"MLP 784-{'-'.join(map(str, args.hidden))}-10, global batch {args.batch}, "
         "one BLAS thread per process:",
@@ -321,6 +333,8 @@ def report(args, summary):
         f"(target >= 0.8: {'met' if summary['met'] else 'missed'})",
         f"  share of a rank's step in the Allreduce (waits included): {summary['allreduce_share']:.1%}; "
         f"in the copies: {summary['copy_share']:.1%}",
+        f"  forward and backward, CPU time (what load on the machine does not stretch): 1 process "
+        f"{one_cpu * 1e3:.2f} ms, a rank {rank_cpu * 1e3:.2f} ms (ratio {one_cpu / (n * rank_cpu):.2f})",
         f"  Allreduce of the {summary['gradient_bytes'] / 1e6:.2f} MB gradient alone: "
         f"{summary['allreduce_alone_s'] * 1e3:.3f} ms ({summary['algorithm_bandwidth_gbps']:.1f} Gb/s "
         f"algorithm, {summary['bus_bandwidth_gbps']:.1f} Gb/s bus bandwidth); of one value: "

@@ -13,7 +13,7 @@ import time
 
 import numtorch as nt
 from benchmarks import models
-from benchmarks.__main__ import sizes
+from benchmarks.race import sizes
 from benchmarks.timing import race
 from numtorch.optim import sgd_momentum
 

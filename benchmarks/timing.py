@@ -1,4 +1,4 @@
-"""Timing contestants alternately, repetition by repetition."""
+"""Timing windows of steps (inside a contestant's own process), and the in-process race (a diagnostic)."""
 
 import time
 
@@ -43,3 +43,21 @@ def race(contestants, warmup, repeats, steps, settle=0.0, rewarm=0):
         for i in range(count):
             run((r + i) % count, steps, timed=True)
     return times, values
+
+
+def windows(step, spec):
+    """Run ``spec["warmup"] + spec["windows"]`` windows of ``spec["steps"]`` calls of ``step(i)``.
+
+    Returns the clock at every window boundary and the values the first
+    window's steps returned. ``i`` counts on across windows.
+    """
+    marks, values = [time.perf_counter()], []
+    i = 0
+    for w in range(spec["warmup"] + spec["windows"]):
+        for _ in range(spec["steps"]):
+            value = step(i)
+            if w == 0:
+                values.append(value)
+            i += 1
+        marks.append(time.perf_counter())
+    return marks, values

@@ -23,7 +23,8 @@ def test_tiny_run_writes_every_figure(tmp_path):
     summary = saved["summary"]
     assert summary["gradient_bytes"] == 4 * (784 * 6 + 6 + 6 * 5 + 5 + 5 * 10 + 10)
     for key in ("single_samples_per_s", "parallel_samples_per_s", "efficiency", "allreduce_share",
-                "allreduce_alone_s", "latency_s", "copies_s", "views_s"):
+                "allreduce_alone_s", "latency_s", "copies_s", "views_s", "single_compute_cpu_s",
+                "rank_compute_cpu_s"):
         assert summary[key] > 0, key
     assert [row["machines"] for row in summary["projection"]] == [2, 4]
 

@@ -606,3 +606,53 @@ def test_confusion_plot_writes_counts_up_to_twenty_classes(tmp_path, monkeypatch
     assert len(large.texts) == 0
     for figure in figures:
         close(figure)
+
+
+def test_export_import_evaluate_summary_and_fine_tune(tmp_path, capsys):
+    """numtorch export, then numtorch import of that file: the model reads back whole, evaluate and summary
+    take it, and the Python API fine-tunes it with a checkpoint it resumes from."""
+    pytest.importorskip("onnx")
+    out = tmp_path / "run"
+    assert run("train", *FAST, "--out", out) == 0
+    assert run("export", out / "model.npz", tmp_path / "model.onnx") == 0
+    assert run("import", tmp_path / "model.onnx", tmp_path / "imported.npz") == 0
+    output = capsys.readouterr().out
+    assert "ONNX opset 17, input (N, 64) float32, 1,210 parameters" in output
+    assert "input (N, 64), 1,210 parameters" in output
+    trained, imported = io.load(out / "model.npz"), io.load(tmp_path / "imported.npz")
+    assert repr(imported) == repr(trained)
+    for ours, theirs in zip(nt.module.flatten(trained.getParameters()),
+                            nt.module.flatten(imported.getParameters())):
+        assert np.array_equal(ours, theirs)
+    assert run("evaluate", out / "model.npz") == 0
+    original = capsys.readouterr().out.split("\n", 1)[1]
+    assert run("evaluate", tmp_path / "imported.npz") == 0
+    assert capsys.readouterr().out.split("\n", 1)[1] == original
+    assert run("summary", tmp_path / "imported.npz") == 0
+    assert "total: 1,210 parameters" in capsys.readouterr().out
+
+    (X, y), _ = nt.data.load_digits(0.2, seed=0)
+    X = X.reshape(len(X), -1)
+    checkpoint = tmp_path / "fine.ckpt.npz"
+    optimizer = nt.SGD(imported, lr=0.01)
+    first = nt.train.fit(imported, nt.CrossEntropyCriterion(), optimizer, (X, y), epochs=1, batch_size=64,
+                         checkpoint=checkpoint, progress=False)
+    resumed = nt.train.fit(imported, nt.CrossEntropyCriterion(), optimizer, (X, y), epochs=2, batch_size=64,
+                           checkpoint=checkpoint, resume=True, progress=False)
+    assert resumed["epoch"] == [1, 2] and resumed["train_loss"][0] == first["train_loss"][0]
+
+
+def test_export_needs_an_input_shape_and_import_refuses_with_one_line(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    io.save(nt.Sequential(nt.Linear(4, 2)), tmp_path / "model.npz")
+    assert run("export", tmp_path / "model.npz", tmp_path / "model.onnx") == 1
+    assert one_error_line(capsys) == (f"numtorch export: error: {tmp_path / 'model.npz'} records no input "
+                                      "shape: give the shape of one sample with --input-shape, e.g. "
+                                      "--input-shape 1,28,28")
+    assert run("export", tmp_path / "model.npz", tmp_path / "model.onnx", "--input-shape", "4") == 0
+    assert run("export", tmp_path / "model.npz", tmp_path / "m.onnx", "--input-shape", "4,x") == 2
+    assert "expected positive sizes like 1,28,28" in one_error_line(capsys)
+    (tmp_path / "bad.onnx").write_bytes(b"\x08\x07junk")
+    assert run("import", tmp_path / "bad.onnx", tmp_path / "out.npz") == 1
+    assert one_error_line(capsys).startswith(f"numtorch import: error: {tmp_path / 'bad.onnx'}: ")
+    assert not (tmp_path / "out.npz").exists()

@@ -1,9 +1,15 @@
-"""The ``numtorch`` command: ``train``, ``evaluate`` and ``summary``.
+"""The ``numtorch`` command: ``train``, ``evaluate``, ``summary``, ``export`` and ``import``.
 
 ``numtorch train`` loads a dataset, builds a preset network, fits it with
 progress bars, measures the test set and writes into ``--out``:
 ``model.npz``, ``checkpoint.npz`` (after every epoch; ``--resume`` continues
 from it), ``history.json``, ``curves.png`` and ``confusion.png``.
+
+``numtorch export MODEL.npz MODEL.onnx`` writes a saved model as ONNX
+(``numtorch.onnx``: opset 17, evaluation mode) and ``numtorch import
+MODEL.onnx MODEL.npz`` reads an ONNX model (one numtorch's layers compute,
+PyTorch's exports included) into a numtorch model file; both need the onnx
+extra (``pip install 'numtorch[onnx]'``).
 
 Data (``--data``):
 - ``digits``: scikit-learn's 8x8 digits, a fixed 80/20 split;
@@ -42,6 +48,7 @@ import scipy
 import numtorch
 from numtorch import distributed, models, run_folder
 from numtorch._memory import check_memory
+from numtorch.containers import walk
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
 from numtorch.io import architecture, load_with_metadata, read_header, save
@@ -125,6 +132,17 @@ def thread_count(text):
         raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}") from None
 
 
+def sample_shape(text):
+    """An argparse type: the shape of one sample, ``1,28,28``."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 1,28,28, got {text!r}")
+    return sizes
+
+
 def hidden_sizes(text):
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
@@ -178,6 +196,17 @@ def build_parser():
     summary = commands.add_parser("summary", help="layers, output shapes and parameter counts")
     summary.add_argument("model", metavar="MODEL.npz")
     summary.add_argument("--custom", **CUSTOM_OPTION)
+
+    export = commands.add_parser("export", help="write a saved model as ONNX (opset 17), to run anywhere")
+    export.add_argument("model", metavar="MODEL.npz")
+    export.add_argument("onnx", metavar="MODEL.onnx")
+    export.add_argument("--input-shape", type=sample_shape,
+                        help="the shape of one sample, e.g. 1,28,28 (default: the one MODEL.npz records)")
+    export.add_argument("--custom", **CUSTOM_OPTION)
+
+    import_command = commands.add_parser("import", help="read an ONNX model into a numtorch model file")
+    import_command.add_argument("onnx", metavar="MODEL.onnx")
+    import_command.add_argument("model", metavar="MODEL.npz")
     return parser
 
 
@@ -548,7 +577,38 @@ def command_summary(args):
     return 0
 
 
-COMMANDS = {"train": command_train, "evaluate": command_evaluate, "summary": command_summary}
+def shape_text(shape):
+    return "(N, " + ", ".join(map(str, shape)) + ")"
+
+
+def command_export(args):
+    from numtorch import onnx as numtorch_onnx  # needs the onnx extra
+
+    model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
+    shape = args.input_shape or meta.get("input_shape")
+    if shape is None:
+        raise ValueError(f"{args.model} records no input shape: give the shape of one sample with "
+                         "--input-shape, e.g. --input-shape 1,28,28")
+    numtorch_onnx.export(model, args.onnx, tuple(shape))
+    parameters = sum(p.size for p in flatten(model.getParameters()))
+    say(f"wrote {args.onnx}: ONNX opset {numtorch_onnx.OPSET}, input {shape_text(shape)} float32, "
+        f"{parameters:,} parameters")
+    return 0
+
+
+def command_import(args):
+    from numtorch import onnx as numtorch_onnx  # needs the onnx extra
+
+    model, shape = numtorch_onnx.load_with_input_shape(args.onnx)
+    save(model, args.model, input_shape=shape)
+    parameters = sum(p.size for p in flatten(model.getParameters()))
+    say(f"wrote {args.model}: input {shape_text(shape)}, {parameters:,} parameters, "
+        f"{sum(1 for _ in walk(model)) - 1} modules (numtorch summary {args.model} shows them)")
+    return 0
+
+
+COMMANDS = {"train": command_train, "evaluate": command_evaluate, "summary": command_summary,
+            "export": command_export, "import": command_import}
 
 
 def main(argv=None):
