@@ -435,6 +435,10 @@ def test_truncated_and_garbage_files(tmp_path):
     ([node("BatchNormalization", ["x", "o", "z", "z", "o"], ["y", "m", "v"], training_mode=1, name="n")],
      [initializer("o", np.ones(3, np.float32)), initializer("z", np.zeros(3, np.float32))], [None, 3],
      "training_mode=1"),
+    ([node("BatchNormalization", ["x", "o", "z", "z", "v"], ["y"], name="n")],
+     [initializer("o", np.ones(3, np.float32)), initializer("z", np.zeros(3, np.float32)),
+      initializer("v", np.array([1, -1, np.nan], np.float32))], [None, 3],
+     "variance \\+ epsilon must be positive"),
     ([node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], dilations=[2, 2], name="n")], [], [None, 2, 5, 5],
      r"dilations=\[2, 2\]: numtorch has no dilation"),
     ([node("Relu", ["x"], ["y"], name="n", beta=2.0)], [], [None, 3], "Unrecognized attribute: beta"),
@@ -451,3 +455,73 @@ def test_old_opset(tmp_path):
     path = graph_file(tmp_path, [node("Relu", ["x"], ["y"])], ("x", ["N", 3]), [("y", ["N", 3])], [],
                       opset=11)
     refused(path, "opset 11; numtorch reads opsets 13 to 25")
+
+
+def mutations(rng, base, count):
+    """``count`` models changed at random: an op type, an attribute value, the order or the source of an
+    input, an initializer's size."""
+    from numtorch.onnx.operators import OPERATORS
+
+    ops = sorted(OPERATORS)
+    for _ in range(count):
+        model = onnx.ModelProto()
+        model.CopyFrom(base)
+        graph = model.graph
+        target = graph.node[rng.integers(len(graph.node))]
+        change = rng.integers(5)
+        if change == 0:
+            target.op_type = ops[rng.integers(len(ops))]
+        elif change == 1 and target.attribute:
+            attribute = target.attribute[rng.integers(len(target.attribute))]
+            if attribute.type == onnx.AttributeProto.INTS and len(attribute.ints):
+                attribute.ints[rng.integers(len(attribute.ints))] = int(rng.integers(-3, 6))
+            elif attribute.type == onnx.AttributeProto.INT:
+                attribute.i = int(rng.integers(-3, 4))
+            elif attribute.type == onnx.AttributeProto.FLOAT:
+                attribute.f = float(rng.normal() * 30)
+        elif change == 2 and len(target.input) > 1:
+            i, j = rng.integers(len(target.input), size=2)
+            target.input[i], target.input[j] = target.input[j], target.input[i]
+        elif change == 3 and target.input:
+            names = [t.name for t in graph.initializer] + [o for n in graph.node for o in n.output]
+            target.input[rng.integers(len(target.input))] = names[rng.integers(len(names))]
+        else:
+            tensor = graph.initializer[rng.integers(len(graph.initializer))]
+            array = onnx.numpy_helper.to_array(tensor).reshape(-1)
+            array = array[:max(1, array.size // int(rng.integers(1, 3)))]
+            array = array if rng.integers(2) else array[None]
+            tensor.CopyFrom(onnx.numpy_helper.from_array(array, tensor.name))
+        yield model.SerializeToString()
+
+
+def test_changed_and_corrupted_files_give_a_value_error_or_a_working_model(tmp_path):
+    """Fuzzing: 1,500 files changed in their structure or their bytes load into a model that runs, or
+    raise ValueError (never another exception from deep inside)."""
+    from numtorch.models import residual_block
+
+    nt.manual_seed(0)
+    net = nt.Sequential(nt.Conv2d(1, 4, 3), nt.ReLU(), residual_block(4), nt.AvgPool2d(2, 2, 1), nt.Flatten(),
+                        nt.Linear(4 * 4 * 4, 5), nt.SoftPlus(), nt.LogSoftMax())
+    base_path = tmp_path / "base.onnx"
+    nx.export(net, base_path, (1, 6, 6))
+    data = base_path.read_bytes()
+    rng = np.random.default_rng(0)
+    flipped = []
+    for _ in range(500):
+        changed = bytearray(data)
+        for index in rng.integers(len(changed), size=int(rng.integers(1, 4))):
+            changed[index] = int(rng.integers(256))
+        flipped.append(bytes(changed))
+    outcomes = {"loaded": 0, "refused": 0}
+    path = tmp_path / "changed.onnx"
+    for content in [*mutations(rng, onnx.load(str(base_path)), 1000), *flipped]:
+        path.write_bytes(content)
+        try:
+            model = nx.load(path)
+        except ValueError:
+            outcomes["refused"] += 1
+            continue
+        with np.errstate(all="ignore"):
+            model.forward(np.zeros((2, 1, 6, 6), np.float32))
+        outcomes["loaded"] += 1
+    assert outcomes["loaded"] > 250 and outcomes["refused"] > 750, outcomes

@@ -39,6 +39,7 @@ that rank's message and ends the whole job (``MPI_Abort``) with status 1.
 import argparse
 import importlib
 import importlib.util
+import math
 import os
 import shlex
 import sys
@@ -50,6 +51,7 @@ import scipy
 
 import numtorch
 from numtorch import distributed, models, run_folder
+from numtorch._memory import check_memory
 from numtorch.containers import walk
 from numtorch.criterions import CrossEntropyCriterion
 from numtorch.data import load_digits, load_mnist, load_npz, mnist_splits, train_test_split
@@ -72,6 +74,7 @@ SETTINGS = {"data": "digits", "model": "mlp", "hidden": None, "optimizer": "adam
 OUTPUTS = ("model.npz", "checkpoint.npz", "history.json", "curves.png", "confusion.png")
 INSPECT_OUTPUTS = ("inspect.json", "inspect.png")
 VAL_FRACTION = 0.1
+ANNOTATED_CLASSES = 20  # the confusion plot writes each count (and ticks each class) up to this many classes
 TEST_FRACTION = 0.2
 
 
@@ -306,19 +309,40 @@ def plot_confusion(confusion, accuracy, path):
     classes = len(confusion)
     figure, axes = plt.subplots(figsize=(5.5, 5))
     axes.imshow(confusion, cmap="Blues")
-    for true in range(classes):
-        for guess in range(classes):
-            color = "white" if confusion[true, guess] > confusion.max() / 2 else "black"
-            axes.text(guess, true, str(confusion[true, guess]), ha="center", va="center", color=color,
-                      fontsize=8)
-    axes.set_xticks(range(classes))
-    axes.set_yticks(range(classes))
+    if classes <= ANNOTATED_CLASSES:  # beyond, the counts would not be legible (and take long to draw)
+        for true in range(classes):
+            for guess in range(classes):
+                color = "white" if confusion[true, guess] > confusion.max() / 2 else "black"
+                axes.text(guess, true, str(confusion[true, guess]), ha="center", va="center", color=color,
+                          fontsize=8)
+        axes.set_xticks(range(classes))
+        axes.set_yticks(range(classes))
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(f"test confusion (accuracy {accuracy:.2%})")
     figure.tight_layout()
     atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=80))
     plt.close(figure)
+
+
+def check_training_memory(args, sample_shape, classes):
+    """Refuse, before building anything, a run whose network or confusion matrix cannot fit in memory.
+
+    The network: its dense layers (the convolutional presets' feature part is small and not counted),
+    float32 weights and gradients, the optimizer's buffers (Adam two, SGD with momentum one) and the
+    float64 draw of the largest layer's initial weights. The confusion matrix: classes x classes int64.
+    """
+    confusion_bytes = 8 * classes**2
+    check_memory(confusion_bytes, f"--data: labels up to {classes - 1:,}, so {classes:,} classes: the test "
+                 "confusion matrix", "labels are expected to be 0 .. C-1 for C classes")
+    sizes = [*args.hidden, classes]
+    layers = [(a + 1) * b for a, b in zip(sizes, sizes[1:])]
+    if args.model == "mlp":
+        layers.append((int(np.prod(sample_shape)) + 1) * sizes[0])
+    buffers = 2 if args.optimizer == "adam" else 1
+    check_memory(4 * sum(layers) * (2 + buffers) + 8 * max(layers, default=0),
+                 f"--hidden {','.join(map(str, args.hidden))}: training {sum(layers):,} weights (with their "
+                 f"gradients and {args.optimizer}'s state)", "choose smaller sizes")
 
 
 def absolute_data(spec):
@@ -437,6 +461,7 @@ def train_in(out, args, run):
     (X, y), (X_test, y_test), note = load_data(args.data)
     (X_train, y_train), (X_val, y_val) = train_test_split(X, y, VAL_FRACTION, seed=0)
     classes = int(max(y.max(), y_test.max())) + 1
+    check_training_memory(args, X.shape[1:], classes)
 
     if args.threads != "auto":
         set_num_threads(args.threads)
@@ -555,6 +580,10 @@ def command_evaluate(args):
     _, (X, y), note = load_data(data)
     if meta.get("input_shape") is not None:
         X = fit_to(X, meta["input_shape"], f"--data {data}")
+    outputs = model.evaluate().forward(X[:1]).shape[1]
+    classes = max(int(y.max()) + 1, outputs)
+    check_memory(8 * classes**2, f"{args.model}: {outputs:,} outputs, so its {classes:,} x {classes:,} "
+                 "confusion matrix", "this command cannot measure it")
     result = evaluate(model, X, y)
     say(f"{args.model} on {note}{source}, {len(y)} test samples")
     say(f"accuracy {result.accuracy:.4f}, loss {result.loss:.4f}")
@@ -575,6 +604,11 @@ def trained_on(meta):
 def command_summary(args):
     model, meta = load_with_metadata(args.model, custom=custom_layers(args.custom))
     shape = meta.get("input_shape")
+    if shape is not None:
+        parameters = flatten(model.getParameters())
+        itemsize = parameters[0].itemsize if parameters else 4
+        check_memory(math.prod(shape) * itemsize, f"{args.model}: input_shape {tuple(shape)}: one sample of "
+                     "zeros to find the output shapes", "this command cannot show them")
     say(f"{args.model}: input {'(N, ' + ', '.join(map(str, shape)) + ')' if shape else 'shape unknown'}")
     say(summary(model, shape))
     return 0

@@ -22,6 +22,7 @@ import onnx
 from numtorch.onnx.operators import OPERATORS
 from numtorch.onnx.reader import (
     PROBE_LIMIT,
+    NodeError,
     Reader,
     Tensor,
     external_data_error,
@@ -104,7 +105,13 @@ def read_graph(path, model):
         for i, extra in enumerate(node.output[1:], start=1):
             if extra and r.uses.get(extra):
                 r.fail(f"output {i} ({extra!r}) is read by the graph; numtorch computes only the first")
-        r.values[node.output[0]] = convert(r)
+        try:
+            r.values[node.output[0]] = convert(r)
+        except NodeError:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, ArithmeticError) as error:
+            # What NumPy raises for inputs no exporter writes (a ratio of several values, ...).
+            raise r.error(f"cannot read its inputs ({type(error).__name__}: {error})") from None
     outputs = []
     for output in graph.output:
         value = r.values[output.name]

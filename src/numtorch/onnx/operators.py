@@ -341,6 +341,9 @@ def op_batchnormalization(r):
     tensor = r.tensor(0)
     channels = tensor.shape[0] if tensor.shape else 0
     scale, bias, mean, variance = (r.floats(i, (channels,)) for i in range(1, 5))
+    if not np.all(variance.astype(np.float64) + float(a["epsilon"]) > 0):
+        r.fail(f"variance + epsilon must be positive, got values down to "
+               f"{np.min(variance.astype(np.float64) + float(a['epsilon'])):g}")
     module = BatchNormalization(alpha=float(a["momentum"]), n_features=channels)
     module.moving_mean[...] = mean
     # numtorch's epsilon is BatchNormalization.EPS: another epsilon moves into the variance, which

@@ -51,6 +51,10 @@ class Condition:
         self.tensor, self.threshold = tensor, threshold
 
 
+class NodeError(ValueError):
+    """A node numtorch cannot read; the message names the file and the node."""
+
+
 def describe_shape(shape):
     return "(N, " + ", ".join(str(d) for d in shape) + ")" if shape else "(N,)"
 
@@ -80,8 +84,11 @@ class Reader:
         name = node.name or (node.output[0] if node.output else "?")
         return f"node {name!r} ({node.op_type})"
 
+    def error(self, message):
+        return NodeError(f"{self.path}: {self.where()}: {message}")
+
     def fail(self, message):
-        raise ValueError(f"{self.path}: {self.where()}: {message}")
+        raise self.error(message)
 
     # reading inputs
 
