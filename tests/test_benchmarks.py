@@ -231,3 +231,16 @@ def test_the_timed_step_is_the_benchmark_step():
     timed, phases = timed_step(models.mlp([6, 5]), data)
     assert [plain(i) for i in range(5)] == [timed(i) for i in range(5)]
     assert all(len(values) == 5 for values in phases.values())
+
+
+def test_results_json_is_strict_json(tmp_path):
+    """A NaN (a loss that diverged, a ratio of nothing) is written as null, not as the bare NaN token."""
+    from benchmarks.report import write_json
+
+    write_json({"rows": [{"ratio": float("nan"), "ms": 1.5}]}, tmp_path / "results.json")
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    text = (tmp_path / "results.json").read_text()
+    assert json.loads(text, parse_constant=refuse) == {"rows": [{"ratio": None, "ms": 1.5}]}
