@@ -2,8 +2,12 @@
 
 ``numtorch train`` loads a dataset, builds a preset network, fits it with
 progress bars, measures the test set and writes into ``--out``:
-``model.npz``, ``checkpoint.npz`` (after every epoch; ``--resume`` continues
-from it), ``history.json``, ``curves.png`` and ``confusion.png``.
+``model.npz``, ``checkpoint.npz`` (after every epoch, and where Ctrl-C
+stopped it), ``history.json``, ``curves.png`` and ``confusion.png``. The
+folder is checked and locked (``numtorch.run_folder``) before any data is
+loaded. The checkpoint and the model record the run's settings: ``--resume``
+runs the checkpoint's (naming the options given that it ignores), and
+``evaluate`` without ``--data`` measures the data the model was trained on.
 
 ``numtorch export MODEL.npz MODEL.onnx`` writes a saved model as ONNX
 (``numtorch.onnx``: opset 17, evaluation mode) and ``numtorch import
