@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from numtorch.io.archive import strict_json
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -223,7 +225,7 @@ def worker(args):
                                for batch in sorted(batches)}
     if rank == 0:
         record["environment"] = environment()
-        args.worker.write_text(json.dumps(record, indent=1))
+        args.worker.write_text(strict_json(record, indent=1))
 
 
 def machine_batch(args, machines):
@@ -366,7 +368,7 @@ def main(argv=None):
     results = {"arguments": {k: v for k, v in vars(args).items() if k not in ("out", "worker")},
                "command": " ".join(["python -m benchmarks.distributed", *(argv or sys.argv[1:])]),
                "runs": runs, "summary": summary}
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    (args.out / "results.json").write_text(strict_json(results, indent=1))
     print(report(args, summary))
     return results
 

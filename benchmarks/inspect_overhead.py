@@ -19,6 +19,7 @@ import sys
 import time
 
 from numtorch.inspector import DEFAULT_EVERY
+from numtorch.io.archive import strict_json
 
 
 def parse_args(argv=None):
@@ -108,7 +109,7 @@ def main(argv=None):
               f"({args.repeats} processes each)")
     if args.out:
         with open(args.out, "w") as file:
-            json.dump(results, file, indent=1)
+            file.write(strict_json(results, indent=1))
     return results
 
 

@@ -2,11 +2,12 @@
 summary of several runs."""
 
 import datetime
-import json
 import os
 import platform
 import statistics
 import sys
+
+from numtorch.io.archive import strict_json
 
 
 def cpu_model():
@@ -32,8 +33,7 @@ def machine():
 
 def write_json(results, path):
     with open(path, "w") as file:
-        json.dump(results, file, indent=1)
-        file.write("\n")
+        file.write(strict_json(results, indent=1) + "\n")  # NaN or infinity as null
 
 
 def unit_value(number, metric):

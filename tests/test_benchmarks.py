@@ -244,3 +244,16 @@ def test_inspector_overhead_measurement_runs_each_configuration_in_its_own_proce
     assert [run["records"] for run in mlp["runs"]["off"]] == [0]
     assert 0 < mlp["inspector_share"] < 1 and mlp["ratio_of_medians"] > 0
     assert json.loads((tmp_path / "overhead.json").read_text())["mlp"]["every"] == 5
+
+
+def test_results_json_is_strict_json(tmp_path):
+    """A NaN (a loss that diverged, a ratio of nothing) is written as null, not as the bare NaN token."""
+    from benchmarks.report import write_json
+
+    write_json({"rows": [{"ratio": float("nan"), "ms": 1.5}]}, tmp_path / "results.json")
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    text = (tmp_path / "results.json").read_text()
+    assert json.loads(text, parse_constant=refuse) == {"rows": [{"ratio": None, "ms": 1.5}]}

@@ -2,11 +2,15 @@
 
 ``numtorch train`` loads a dataset, builds a preset network, fits it with
 progress bars, measures the test set and writes into ``--out``:
-``model.npz``, ``checkpoint.npz`` (after every epoch; ``--resume`` continues
-from it), ``history.json``, ``curves.png`` and ``confusion.png``; with
-``--inspect [EVERY]`` also ``inspect.json`` and ``inspect.png``
+``model.npz``, ``checkpoint.npz`` (after every epoch, and where Ctrl-C
+stopped it), ``history.json``, ``curves.png`` and ``confusion.png``. The
+folder is checked and locked (``numtorch.run_folder``) before any data is
+loaded. The checkpoint and the model record the run's settings: ``--resume``
+runs the checkpoint's (naming the options given that it ignores), and
+``evaluate`` without ``--data`` measures the data the model was trained on.
+With ``--inspect [EVERY]`` it also writes ``inspect.json`` and ``inspect.png``
 (``numtorch.inspector``; written even when training stops on a NaN), which
-``numtorch inspect RUN_DIR`` reads back. ``--tensorboard DIR`` writes
+``numtorch inspect RUN_DIR`` reads back; ``--tensorboard DIR`` writes
 TensorBoard event files.
 
 ``numtorch export MODEL.npz MODEL.onnx`` writes a saved model as ONNX
