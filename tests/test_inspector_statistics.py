@@ -177,3 +177,15 @@ def test_non_finite_numbers_are_recorded_as_none():
     output = inspector.record(1)["modules"]["Identity"]["output"]
     assert output["max"] is None and output["mean"] is None and output["percentiles"] == [None] * 7
     assert output["min"] == 1.0
+
+
+def test_percentiles_of_a_large_output_come_from_a_fixed_sample_close_to_the_exact_ones():
+    from numtorch.inspector.statistics import PERCENTILE_SAMPLE, output_statistics
+
+    values = np.random.default_rng(1).standard_normal((4, 16, 20, 20)).astype(np.float32)
+    assert values.size > PERCENTILE_SAMPLE
+    record = output_statistics(values)
+    exact = np.percentile(values, PERCENTILES)
+    np.testing.assert_allclose(record["percentiles"], exact, atol=0.05)
+    assert record["percentiles"] == output_statistics(values)["percentiles"]
+    assert record["min"] == float(values.min()) and record["max"] == float(values.max())

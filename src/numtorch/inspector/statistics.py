@@ -11,7 +11,8 @@ strict JSON as it is:
 
 - ``output``: ``mean``, ``std`` (population), ``min``, ``max`` and the
   ``percentiles`` ``PERCENTILES`` of every value of the output (all entries of
-  a table together); ``zeros``: the fraction of values exactly 0; ``units``:
+  a table together; above ``PERCENTILE_SAMPLE`` values, of that many drawn at
+  fixed random positions); ``zeros``: the fraction of values exactly 0; ``units``:
   the number of units (axis 1 of each entry: a feature of an (N, D) output, a
   channel of an (N, C, H, W) one); ``dead``: the fraction of units that are 0
   on every sample of the batch; ``saturated``: for Tanh and Sigmoid, the
@@ -32,6 +33,11 @@ from numtorch._table import leaves
 from numtorch.layers import ReLU, Sigmoid, Tanh
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+# Percentiles of a larger output are taken on this many of its values, drawn at fixed random
+# positions: sorting a CNN layer's 800,000 values took 8.7 ms of a record's 10.8 ms (65,536 draws
+# still 0.6 ms), and the quantiles of 8,192 draws are within about 0.006 (in rank) of the exact
+# ones, finer than the plot's percentile bands can show.
+PERCENTILE_SAMPLE = 2**13
 
 # Where Tanh and Sigmoid are flat: |tanh| > 0.99 (slope 1 - y^2 < 0.02 of its peak 1);
 # sigmoid below 0.01 or above 0.99 (slope y (1 - y) < 0.0099, 4% of its peak 0.25).
@@ -78,6 +84,13 @@ def unit_activity(array):
     return np.any(array, axis=axes)
 
 
+def sample(values):
+    """``values`` or, above ``PERCENTILE_SAMPLE`` of them, that many at fixed random positions."""
+    if values.size <= PERCENTILE_SAMPLE:
+        return values
+    return values[np.random.default_rng(0).integers(0, values.size, PERCENTILE_SAMPLE)]
+
+
 def output_statistics(output, kind=None):
     """The ``output`` record (see the module's docstring) of an array or a table; ``None`` for no output."""
     if output is None:
@@ -98,7 +111,7 @@ def output_statistics(output, kind=None):
         "std": number(std),
         "min": number(values.min()),
         "max": number(values.max()),
-        "percentiles": ([number(p) for p in np.percentile(values, PERCENTILES)] if finite
+        "percentiles": ([number(p) for p in np.percentile(sample(values), PERCENTILES)] if finite
                         else [None] * len(PERCENTILES)),
         "zeros": np.count_nonzero(values == 0) / values.size,
         "units": int(activity.size),
