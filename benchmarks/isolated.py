@@ -11,7 +11,8 @@ the median of the rounds' ratios and their spread (min and max).
 
 The parent imports neither numtorch nor torch. It measures what only it can
 see: a child's wall time from the moment it was spawned (cold start) and,
-through ``os.wait4``, the child's own peak resident memory and CPU time.
+through ``os.wait4``, the child's CPU time; its peak resident memory comes from the child
+itself (``VmHWM``: ``wait4``'s ``ru_maxrss`` counts the runner's memory at the fork too).
 """
 
 import contextlib
@@ -57,7 +58,8 @@ def spawn(spec):
     report = json.loads(output.decode().strip().splitlines()[-1])
     report["spawned_at"] = spawned_at
     report["wall_s"] = report["done_at"] - spawned_at
-    report["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports kilobytes
+    if report.get("peak_rss_mb") is None:  # the child's own VmHWM where /proc has it
+        report["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux reports kilobytes
     report["cpu_s"] = usage.ru_utime + usage.ru_stime
     report["child_pid"] = process.pid
     return report
