@@ -108,10 +108,10 @@ def describe_value(value):
 
 
 def check_int(owner_name, value, what, low=0):
-    """An int (not a bool) of at least ``low``."""
+    """An int (not a bool) of at least ``low`` (any int with ``low=None``: an axis or an index)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{owner_name}: expected {what} as an int, got {describe_value(value)}")
-    if value < low:
+    if low is not None and value < low:
         raise ValueError(f"{owner_name}: expected {what} >= {low}, got {value}")
     return int(value)
 

@@ -21,9 +21,7 @@ sum of theirs.
 
 from contextlib import contextmanager
 
-import numpy as np
-
-from numtorch._checks import describe_value, label
+from numtorch._checks import check_int, describe_value, label
 from numtorch._table import map_table, shape_of
 from numtorch.layers.table import join, split
 from numtorch.module import Module
@@ -312,9 +310,7 @@ class Concat(Container):
     """
 
     def __init__(self, dim, *modules):
-        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-            raise TypeError(f"Concat: expected dim as an int, got {describe_value(dim)}")
-        self.dim = int(dim)
+        self.dim = check_int("Concat", dim, "dim", low=None)
         super().__init__(*modules)
 
     def config(self):

@@ -26,7 +26,7 @@ def save(report, path):
 
 
 class Malformed(ValueError):
-    pass
+    """A report that is not what ``save`` writes (raised by the checks on load)."""
 
 
 def is_number(value):

@@ -8,7 +8,7 @@ CAddTable(), ReLU())``.
 
 import numpy as np
 
-from numtorch._checks import describe, describe_value, label
+from numtorch._checks import check_int, describe, label
 from numtorch._table import map_table, shape_of
 from numtorch.module import Module
 
@@ -116,9 +116,7 @@ class JoinTable(Module):
 
     def __init__(self, dim):
         super().__init__()
-        if isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer)):
-            raise TypeError(f"JoinTable: expected dim as an int, got {describe_value(dim)}")
-        self.dim = int(dim)
+        self.dim = check_int("JoinTable", dim, "dim", low=None)
 
     def config(self):
         return {"dim": self.dim}
@@ -148,9 +146,7 @@ class SelectTable(Module):
 
     def __init__(self, index):
         super().__init__()
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"SelectTable: expected index as an int, got {describe_value(index)}")
-        self.index = int(index)
+        self.index = check_int("SelectTable", index, "index", low=None)
 
     def config(self):
         return {"index": self.index}
