@@ -8,6 +8,7 @@ operating system killing the process (no message) or in heavy swapping.
 """
 
 import os
+from contextlib import suppress
 
 
 def available_memory():
@@ -17,20 +18,16 @@ def available_memory():
     cgroup (a container's limit) leaves; elsewhere the free physical pages.
     """
     sizes = []
-    try:
+    with suppress(OSError, ValueError, IndexError):  # not Linux, or a file it cannot read
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     sizes.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
+    with suppress(OSError, ValueError):  # no cgroup v2 memory limit here
         with open("/sys/fs/cgroup/memory.max") as limit, open("/sys/fs/cgroup/memory.current") as used:
             text = limit.read().strip()
             if text != "max":
                 sizes.append(max(0, int(text) - int(used.read())))
-    except (OSError, ValueError):
-        pass
     if not sizes:
         try:
             sizes.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))

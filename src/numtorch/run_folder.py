@@ -18,6 +18,7 @@ checked but not locked.)
 import errno
 import os
 import time
+from contextlib import suppress
 
 try:
     import fcntl
@@ -62,10 +63,8 @@ class RunFolder:
         file this run would delete)."""
         if self.descriptor is None:
             return
-        try:
+        with suppress(OSError):  # already gone: nothing to remove
             os.unlink(os.path.join(self.path, LOCK_NAME))
-        except OSError:
-            pass
         os.close(self.descriptor)
         self.descriptor = None
 
